@@ -1,0 +1,167 @@
+"""Screen one photo: decode, quality gate, classify, decide, explain, render.
+
+`Screener` holds everything loaded from a bundle (the LiteRT interpreter, the compiled heatmap
+graph) and is built once per process; `Screener.screen(bytes)` is the one call the worker and the
+command line use. It never raises for bad input: refusals come back as a result with a reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from model.bundle import Bundle, load_bundle
+from model.decision import decide
+from model.errors import ImageRejected
+from model.explain import Explainer, HeatmapMethod
+from model.imaging import DecodeLimits, decode_image
+from model.inference import Classifier
+from model.preprocess import prepare_input
+from model.quality import QualityThresholds, assess
+from model.render import render_overlay
+from model.types import RETAKE_REASONS, Reason, ScreeningResult, StageTimings, Verdict
+
+log = logging.getLogger(__name__)
+
+
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
+
+
+class Screener:
+    """A loaded model bundle, ready to screen photos."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        heatmap_method: HeatmapMethod | str | None = HeatmapMethod.GRADCAM_PLUS_PLUS,
+        decode_limits: DecodeLimits | None = None,
+        quality: QualityThresholds | None = None,
+        litert_threads: int = 1,
+    ) -> None:
+        self.bundle = bundle
+        self.manifest = bundle.manifest
+        self.decode_limits = decode_limits or DecodeLimits()
+        self.quality = quality or QualityThresholds()
+        self.classifier = Classifier(bundle.tflite_path, num_threads=litert_threads)
+        self.explainer = (
+            None
+            if heatmap_method is None
+            else Explainer(bundle.keras_path, heatmap_method, layer=self.manifest.heatmap_layer)
+        )
+
+    @classmethod
+    def from_path(cls, path: str | Path, **options) -> Screener:
+        return cls(load_bundle(path), **options)
+
+    @property
+    def model_id(self) -> str:
+        return self.bundle.model_id
+
+    def warm_up(self) -> None:
+        """Run every stage once so the first real photo is as fast as the rest."""
+        size = self.manifest.input_size
+        self.classifier.predict(np.zeros((1, size[1], size[0], 3), np.float32))
+        if self.explainer is not None:
+            self.explainer.warm_up()
+
+    def screen(self, photo: bytes, with_heatmap: bool = True) -> ScreeningResult:
+        try:
+            return self._screen(photo, with_heatmap)
+        except Exception:  # the process must survive anything a photo does to it
+            log.exception("screening failed", extra={"model_id": self.model_id})
+            return ScreeningResult(
+                verdict=Verdict.ERROR,
+                model_id=self.model_id,
+                reason=Reason.INTERNAL_ERROR,
+                detail="the photo could not be screened because of an internal error",
+            )
+
+    def _refusal(self, reason: Reason, detail: str, timings: StageTimings) -> ScreeningResult:
+        verdict = Verdict.RETAKE if reason in RETAKE_REASONS else Verdict.ERROR
+        return ScreeningResult(
+            verdict=verdict, model_id=self.model_id, reason=reason, detail=detail, timings=timings
+        )
+
+    def _screen(self, photo: bytes, with_heatmap: bool) -> ScreeningResult:
+        manifest = self.manifest
+        start = time.perf_counter()
+        try:
+            image = decode_image(photo, self.decode_limits)
+        except ImageRejected as rejected:
+            return self._refusal(rejected.reason, rejected.detail, StageTimings(decode_ms=_ms_since(start)))
+        decode_ms = _ms_since(start)
+
+        start = time.perf_counter()
+        report = assess(image, self.quality)
+        quality_ms = _ms_since(start)
+        if report.reason is not None:
+            return self._refusal(
+                report.reason,
+                f"quality gate: {report.reason.value}",
+                StageTimings(decode_ms=decode_ms, quality_ms=quality_ms),
+            )
+
+        start = time.perf_counter()
+        batch = prepare_input(image, manifest.input_size, manifest.normalisation)
+        probabilities = self.classifier.predict(batch)
+        inference_ms = _ms_since(start)
+
+        predicted_index = int(np.argmax(probabilities))
+        positive_probability = float(probabilities[manifest.positive_index])
+        verdict = decide(positive_probability, manifest.thresholds)
+
+        heatmap_ms = render_ms = 0.0
+        heatmap_png = None
+        if with_heatmap and self.explainer is not None:
+            start = time.perf_counter()
+            # Explain the class that drives the verdict: mpox for positive/inconclusive screens.
+            explained = (
+                manifest.positive_index if verdict is not Verdict.NEGATIVE else predicted_index
+            )
+            heatmap = self.explainer.explain(batch, explained)
+            heatmap_ms = _ms_since(start)
+            start = time.perf_counter()
+            heatmap_png = render_overlay(image, heatmap)
+            render_ms = _ms_since(start)
+
+        return ScreeningResult(
+            verdict=verdict,
+            model_id=self.model_id,
+            probabilities={
+                name: float(p) for name, p in zip(manifest.class_names, probabilities, strict=True)
+            },
+            predicted_class=manifest.class_names[predicted_index],
+            positive_probability=positive_probability,
+            heatmap_png=heatmap_png,
+            timings=StageTimings(
+                decode_ms=decode_ms,
+                quality_ms=quality_ms,
+                inference_ms=inference_ms,
+                heatmap_ms=heatmap_ms,
+                render_ms=render_ms,
+            ),
+        )
+
+
+def load_screener(
+    bundle_path: str | Path,
+    heatmap_method: HeatmapMethod | str | None = HeatmapMethod.GRADCAM_PLUS_PLUS,
+    max_photo_bytes: int | None = None,
+    litert_threads: int = 1,
+    warm_up: bool = True,
+) -> Screener:
+    """Load a bundle into a Screener (and warm it up): the once-per-process step."""
+    limits = DecodeLimits(max_bytes=max_photo_bytes) if max_photo_bytes else DecodeLimits()
+    screener = Screener(
+        load_bundle(bundle_path),
+        heatmap_method=heatmap_method,
+        decode_limits=limits,
+        litert_threads=litert_threads,
+    )
+    if warm_up:
+        screener.warm_up()
+    return screener

@@ -1,0 +1,117 @@
+"""Convert a float Keras classifier to TFLite in each quantization mode, and write bundles."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+QUANTIZATION_MODES = ("fp32", "dynamic", "fp16", "int8")
+
+
+def convert_to_tflite(
+    model,
+    mode: str,
+    representative_batches: Callable[[], Iterable[np.ndarray]] | None = None,
+) -> bytes:
+    """TFLite flatbuffer bytes for `model` in one quantization mode.
+
+    int8 is full-integer quantization calibrated on `representative_batches` (real training
+    images, already normalised, one image per batch); input and output stay float32 so every
+    mode is called the same way.
+    """
+    import tensorflow as tf
+
+    if mode not in QUANTIZATION_MODES:
+        raise ValueError(f"unknown quantization mode {mode!r}; choose from {QUANTIZATION_MODES}")
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if mode == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif mode == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "int8":
+        if representative_batches is None:
+            raise ValueError("int8 quantization needs representative images")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([np.asarray(b, np.float32)] for b in representative_batches())
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter.convert()
+
+
+def save_tflite(data: bytes, path: str | Path) -> Path:
+    path = Path(path)
+    path.write_bytes(data)
+    return path
+
+
+def render_model_card(manifest, extra_sections: dict[str, str] | None = None) -> str:
+    """MODEL_CARD.md text from a BundleManifest: what the model is, and what it is not."""
+    metrics = manifest.metrics or {}
+    lines = [
+        f"# Model card: {manifest.model_id} {manifest.model_version}",
+        "",
+        "**A screening aid, not a diagnosis.** It estimates whether a skin photo resembles mpox so "
+        "that people can be pointed to testing and care; a clinician must confirm every result.",
+        "",
+        "## Model",
+        f"- Backbone: {manifest.backbone}; input {manifest.input_size[0]}x{manifest.input_size[1]} "
+        f"RGB, normalisation `{manifest.normalisation.value}`.",
+        f"- Classes: {', '.join(manifest.class_names)}; positive class: `{manifest.positive_class}`.",
+        f"- Serving model: TFLite, quantization `{manifest.quantization}`.",
+        f"- Decision: positive when P({manifest.positive_class}) >= {manifest.thresholds.positive:.3f}; "
+        f"inconclusive from {manifest.thresholds.inconclusive:.3f}; negative below.",
+        "",
+        "## Training data",
+    ]
+    data = manifest.training_data or {}
+    if data:
+        lines += [f"- {key}: {value}" for key, value in data.items()]
+    else:
+        lines.append("- not recorded")
+    lines += ["", "## Metrics"]
+    if metrics:
+        lines += [f"- {key}: {value}" for key, value in metrics.items()]
+    else:
+        lines.append("- not measured")
+    lines += [
+        "",
+        "## Intended use",
+        "Triage of self-taken photos of skin lesions in a Telegram screening service, with "
+        "positive screens reviewed by clinicians.",
+        "",
+        "## Limitations",
+        "- Not a medical device and not validated clinically.",
+        "- Photos unlike the training data (other body sites, skin tones, cameras, lighting) may "
+        "be misjudged; the quality gate refuses only the clearest failures.",
+        "- Heatmaps show where the model looked, not why a lesion is mpox.",
+    ]
+    for title, text in (extra_sections or {}).items():
+        lines += ["", f"## {title}", text]
+    return "\n".join(lines) + "\n"
+
+
+def export_bundle(
+    folder,
+    keras_model,
+    manifest,
+    representative_batches: Callable[[], Iterable[np.ndarray]] | None = None,
+    extra_card_sections: dict[str, str] | None = None,
+):
+    """Convert `keras_model` as `manifest.quantization` says and write a verified bundle."""
+    import tempfile
+
+    from model.bundle import write_bundle
+
+    tflite = convert_to_tflite(keras_model, manifest.quantization, representative_batches)
+    with tempfile.TemporaryDirectory() as scratch:
+        keras_path = Path(scratch) / "model.keras"
+        keras_model.save(keras_path)
+        return write_bundle(
+            folder,
+            manifest,
+            tflite,
+            keras_path,
+            render_model_card(manifest, extra_card_sections),
+        )
