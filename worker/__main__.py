@@ -1,0 +1,79 @@
+"""Run a screening worker: `python -m worker [--burst]`.
+
+Loads and warms the model bundle once, then works the RQ queue with a SimpleWorker (no fork:
+a forked child hangs once TensorFlow ran in the parent). SIGTERM (or Ctrl-C) lets the current job
+finish, then exits; `--burst` drains the queue and exits. Settings come from the environment
+(REDIS_URL, SCREENING_QUEUE, MODEL_BUNDLE, ...; see worker/settings.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+import uuid
+
+import redis
+from rq import Queue, SimpleWorker
+
+from worker import jobs
+from worker.reclaim import Liveness
+from worker.settings import WorkerSettings
+
+log = logging.getLogger("worker")
+
+
+def build_worker(
+    settings: WorkerSettings, connection: redis.Redis, name: str | None = None
+) -> SimpleWorker:
+    queue = Queue(settings.queue_name, connection=connection)
+    return SimpleWorker(
+        [queue],
+        connection=connection,
+        name=name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}",
+        default_result_ttl=settings.result_ttl_s,
+        maintenance_interval=settings.maintenance_interval_s,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__.splitlines()[0])
+    parser.add_argument("--burst", action="store_true", help="drain the queue, then exit")
+    parser.add_argument("--name", help="worker name (default: host.pid.random)")
+    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s pid=%(process)d msg=%(message)s",
+    )
+
+    settings = WorkerSettings()
+    if not settings.redis_url:
+        log.error(
+            "REDIS_URL is not set: the bot screens in-process (embedded mode), no worker needed"
+        )
+        return 2
+    connection = redis.Redis.from_url(settings.redis_url)
+    jobs.install_screener(jobs.load_screener(settings))
+
+    worker = build_worker(settings, connection, args.name)
+    liveness = Liveness(
+        worker.queues[0], worker.name, settings.liveness_ttl_s, settings.sweep_interval_s
+    )
+    liveness.start()
+    log.info(
+        "worker starting name=%s queue=%s burst=%s", worker.name, settings.queue_name, args.burst
+    )
+    try:
+        # with_scheduler: retries with back-off wait in RQ's ScheduledJobRegistry until due.
+        worker.work(burst=args.burst, with_scheduler=True, logging_level=args.log_level)
+    finally:
+        liveness.stop()
+    log.info("worker stopped name=%s", worker.name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
