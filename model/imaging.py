@@ -6,6 +6,7 @@ Everything a phone or a careless upload can send ends here: wrong formats, trunc
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
 from dataclasses import dataclass
@@ -107,10 +108,9 @@ def decode_image(data: bytes, limits: DecodeLimits | None = None) -> Image.Image
 
 
 def _to_upright_rgb(image: Image.Image, limits: DecodeLimits) -> Image.Image:
-    try:
+    # A broken EXIF block must not lose an otherwise good photo.
+    with contextlib.suppress(Exception):
         image = ImageOps.exif_transpose(image)
-    except Exception:  # a broken EXIF block must not lose an otherwise good photo
-        pass
     image = to_rgb(image)
     if min(image.size) < limits.min_side:
         raise ImageRejected(

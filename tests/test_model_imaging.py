@@ -1,0 +1,68 @@
+"""Decoding untrusted bytes: every bad input is refused clearly, every awkward photo is read."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from model.errors import ImageRejected
+from model.imaging import decode_image, to_rgb
+from model.types import Reason
+from tests.images import AWKWARD_VALID, BAD_INPUTS, exif_rotated_jpeg, skin_photo
+
+EXPECTED_REASON = {
+    "empty": Reason.EMPTY,
+    "text": Reason.NOT_AN_IMAGE,
+    "html": Reason.NOT_AN_IMAGE,
+    "pdf": Reason.NOT_AN_IMAGE,
+    "truncated_jpeg": Reason.CORRUPT,
+    "corrupt_png": Reason.CORRUPT,
+    "one_pixel": Reason.TOO_SMALL,
+    "bomb_50000": Reason.DECOMPRESSION_BOMB,
+    "huge_file": Reason.TOO_LARGE_FILE,
+    "heic": Reason.UNSUPPORTED_FORMAT,
+    "tiny_64x10": Reason.TOO_SMALL,
+    "zip_archive": Reason.NOT_AN_IMAGE,
+    "ico_icon": Reason.UNSUPPORTED_FORMAT,
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_REASON))
+def test_bad_input_is_refused_with_its_reason(name):
+    with pytest.raises(ImageRejected) as refused:
+        decode_image(BAD_INPUTS[name]())
+    assert refused.value.reason is EXPECTED_REASON[name]
+    assert refused.value.detail  # a sentence a person can read
+
+
+@pytest.mark.parametrize("name", sorted(AWKWARD_VALID))
+def test_awkward_valid_photos_decode_to_rgb(name):
+    image = decode_image(AWKWARD_VALID[name]())
+    assert image.mode == "RGB"
+    assert min(image.size) >= 64
+
+
+def test_exif_orientation_is_applied():
+    image = decode_image(exif_rotated_jpeg())
+    assert image.size == (200, 320)  # stored 320x200 landscape, displayed portrait
+
+
+def test_transparency_is_flattened_onto_white():
+    rgba = Image.new("RGBA", (100, 100), (10, 20, 30, 0))
+    assert to_rgb(rgba).getpixel((5, 5)) == (255, 255, 255)
+
+
+def test_sixteen_bit_keeps_its_contrast():
+    image = decode_image(AWKWARD_VALID["sixteen_bit_png"]())
+    low, high = image.convert("L").getextrema()
+    assert high - low > 100  # not clipped to a white sheet
+
+
+def test_size_cap_is_configurable():
+    from model.imaging import DecodeLimits
+    from tests.images import encode
+
+    data = encode(skin_photo(), "PNG")
+    with pytest.raises(ImageRejected) as refused:
+        decode_image(data, DecodeLimits(max_bytes=len(data) - 1))
+    assert refused.value.reason is Reason.TOO_LARGE_FILE

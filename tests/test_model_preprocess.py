@@ -1,0 +1,40 @@
+"""The shared preprocessing matches each backbone family's Keras preprocess_input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from model.preprocess import Normalisation, normalise, prepare_input, prepare_pixels
+
+
+@pytest.mark.parametrize(
+    ("mode", "keras_module"),
+    [
+        (Normalisation.TF, "mobilenet_v2"),
+        (Normalisation.TORCH, "densenet"),
+        (Normalisation.CAFFE, "resnet50"),
+        (Normalisation.RAW, "efficientnet"),
+    ],
+)
+def test_normalise_matches_keras(mode, keras_module):
+    import keras
+
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3)).astype(np.float32)
+    expected = getattr(keras.applications, keras_module).preprocess_input(pixels.copy())
+    assert np.allclose(normalise(pixels, mode), np.asarray(expected), atol=1e-4)
+
+
+def test_prepare_resizes_whole_photo_without_cropping():
+    image = Image.new("RGB", (400, 100), (10, 20, 30))
+    image.paste((250, 0, 0), (0, 0, 20, 100))  # a red band at the far left edge
+    pixels = prepare_pixels(image, (224, 224))
+    assert pixels.shape == (224, 224, 3) and pixels.dtype == np.uint8
+    assert pixels[:, 0, 0].mean() > 200  # the edge survives: no centre crop
+
+
+def test_prepare_input_is_a_float_batch():
+    batch = prepare_input(Image.new("RGB", (300, 300)), (224, 224), "tf")
+    assert batch.shape == (1, 224, 224, 3) and batch.dtype == np.float32
+    assert batch.min() == -1.0

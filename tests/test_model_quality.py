@@ -1,0 +1,29 @@
+"""The quality gate refuses unusable photos but not real ones."""
+
+from __future__ import annotations
+
+from model.imaging import decode_image
+from model.quality import assess
+from model.types import Reason
+from tests.images import skin_photo
+
+
+def test_real_photos_are_not_refused_wholesale(shared_photo_paths):
+    refused = [p for p in shared_photo_paths if assess(decode_image(p.read_bytes())).reason]
+    assert len(refused) / len(shared_photo_paths) <= 0.05, refused
+
+
+def test_dark_photo_is_too_dark():
+    dark = skin_photo().point(lambda v: v // 8)
+    assert assess(dark).reason is Reason.TOO_DARK
+
+
+def test_black_and_white_photo_is_accepted():
+    assert assess(skin_photo().convert("L").convert("RGB")).reason is None
+
+
+def test_blurred_photo_is_refused():
+    from PIL import ImageFilter
+
+    blurred = skin_photo().filter(ImageFilter.GaussianBlur(12))
+    assert assess(blurred).reason is Reason.TOO_BLURRY
