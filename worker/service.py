@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis
 import redis.asyncio as aioredis
@@ -241,8 +241,11 @@ def _text(value: bytes | str) -> str:
 class EmbeddedScreeningService:
     """The job function in a thread pool of the bot's own process; outcomes kept in memory only."""
 
-    def __init__(self, settings: WorkerSettings) -> None:
+    def __init__(self, settings: WorkerSettings, screener: Any = None) -> None:
         self.settings = settings
+        self._screener = (
+            screener  # an already loaded model.Screener (tests); else loaded in start()
+        )
         self._pool: ThreadPoolExecutor | None = None
         self._outcomes: asyncio.Queue[Delivery] = asyncio.Queue()
         self._unacked: dict[str, Delivery] = {}
@@ -252,8 +255,9 @@ class EmbeddedScreeningService:
         self._tasks: set[asyncio.Task] = set()
 
     async def start(self) -> None:
-        screener = await asyncio.to_thread(jobs.load_screener, self.settings)
-        jobs.install_screener(screener)
+        if self._screener is None:
+            self._screener = await asyncio.to_thread(jobs.load_screener, self.settings)
+        jobs.install_screener(self._screener)
         self._pool = ThreadPoolExecutor(self.settings.embedded_threads, thread_name_prefix="screen")
         self._slots = asyncio.Semaphore(self.settings.embedded_threads)
         log.info(
