@@ -15,7 +15,8 @@ DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "models" / "demo"
 class ModelSettings(BaseSettings):
     """How a process screens photos. Worker and bot settings extend this class."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # An empty variable (KEY= in .env) means "use the default", not "an empty value".
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
 
     model_bundle: Path = Field(DEFAULT_BUNDLE, description="Folder of the model bundle to serve.")
     heatmap_method: HeatmapMethod = Field(
