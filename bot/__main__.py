@@ -1,0 +1,88 @@
+"""Run the bot: `python -m bot` (long polling, or a webhook when WEBHOOK_URL is set).
+
+Other commands:
+    python -m bot export-reviewed DIR    write reviewed cases' photos into DIR/<class>/
+    python -m bot compile-catalogues     rebuild bot/locales/*/LC_MESSAGES/mpox.mo from the .po files
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from bot.settings import BotSettings
+
+log = logging.getLogger("bot")
+
+
+def load_settings() -> BotSettings:
+    try:
+        return BotSettings()
+    except ValidationError as exc:
+        missing_token = any(err["loc"] == ("telegram_token",) for err in exc.errors())
+        if missing_token:
+            print(
+                "TELEGRAM_TOKEN is not set. Create a bot with @BotFather, then run:\n"
+                "  TELEGRAM_TOKEN=<the token from BotFather> python -m bot\n(see docs/BOT.md)",
+                file=sys.stderr,
+            )
+        else:
+            print(f"Invalid bot settings:\n{exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def run(settings: BotSettings) -> None:
+    from telegram import Update
+
+    from bot.app import build_app
+    from worker.service import create_service
+
+    application = build_app(settings, create_service(settings, consumer="bot"))
+    if settings.webhook_url:
+        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+        application.run_webhook(
+            listen=settings.webhook_listen,
+            port=settings.webhook_port,
+            url_path=settings.webhook_url.rstrip("/").rsplit("/", 1)[-1],
+            webhook_url=settings.webhook_url,
+            secret_token=secret,
+            allowed_updates=Update.ALL_TYPES,
+        )
+    else:
+        application.run_polling(allowed_updates=Update.ALL_TYPES)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command")
+    export = sub.add_parser("export-reviewed", help="write reviewed cases' photos, folder per class")
+    export.add_argument("folder", type=Path)
+    sub.add_parser("compile-catalogues", help="compile the gettext .po files to .mo")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # httpx logs every request URL, and Bot API URLs contain the token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+    if args.command == "compile-catalogues":
+        from bot.i18n import compile_catalogues
+
+        for path in compile_catalogues():
+            print(path)
+        return
+    settings = load_settings()
+    if args.command == "export-reviewed":
+        from bot.export import export_reviewed
+
+        counts = asyncio.run(export_reviewed(settings, args.folder))
+        print(" ".join(f"{name}={count}" for name, count in sorted(counts.items())) or "no reviewed cases")
+        return
+    run(settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""The one wiring point: build_app(settings, service) returns the configured Application."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+from telegram import BotCommand, Update
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot import clinicians, commands, consent, deliveries, messages
+from bot.deps import DEPS_KEY, Deps, deps
+from bot.photos import IMAGE_MIME_TYPES, photo
+from bot.settings import BotSettings
+from bot.store import Store
+from worker.service import ScreeningService
+
+log = logging.getLogger(__name__)
+
+CONSUMER_KEY = "deliveries_task"
+COMMANDS = [
+    BotCommand("start", "About this service"),
+    BotCommand("help", "How to send a photo"),
+    BotCommand("privacy", "What happens to your data"),
+    BotCommand("language", "Change language"),
+    BotCommand("delete", "Erase everything stored about you"),
+]
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the error (no names, no photos) and tell the person something went wrong."""
+    log.error("handler failed", exc_info=context.error, extra={"event": "handler_error"})
+    if isinstance(update, Update) and update.effective_chat is not None:
+        _ = deps(context).translate_for(update.effective_user)
+        try:
+            await context.bot.send_message(update.effective_chat.id, _(messages.SOMETHING_WENT_WRONG))
+        except Exception:  # telling them failed too (e.g. Telegram unreachable): logged above
+            log.warning("could not report the error to the chat", extra={"event": "error_report_failed"})
+
+
+async def post_init(application: Application) -> None:
+    d: Deps = application.bot_data[DEPS_KEY]
+    await d.service.start()
+    await application.bot.set_my_commands(COMMANDS)
+    application.bot_data[CONSUMER_KEY] = asyncio.create_task(
+        deliveries.consume(application), name="answer-deliveries"
+    )
+
+
+async def post_shutdown(application: Application) -> None:
+    d: Deps = application.bot_data[DEPS_KEY]
+    task = application.bot_data.pop(CONSUMER_KEY, None)
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    await d.service.close()
+    d.store.close()
+
+
+def build_app(settings: BotSettings, service: ScreeningService) -> Application:
+    builder = (
+        Application.builder()
+        .token(settings.telegram_token.get_secret_value())
+        .rate_limiter(AIORateLimiter())
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+    )
+    if settings.telegram_base_url:
+        builder = builder.base_url(settings.telegram_base_url)
+    if settings.telegram_base_file_url:
+        builder = builder.base_file_url(settings.telegram_base_file_url)
+    application = builder.build()
+    application.bot_data[DEPS_KEY] = Deps(settings, Store(settings.database_path), service)
+
+    private = filters.ChatType.PRIVATE
+    image_file = filters.Document.MimeType(IMAGE_MIME_TYPES[0])
+    for mime in IMAGE_MIME_TYPES[1:]:
+        image_file |= filters.Document.MimeType(mime)
+    application.add_handlers(
+        [
+            CommandHandler("start", consent.start, filters=private),
+            CommandHandler("help", commands.help_command, filters=private),
+            CommandHandler("privacy", commands.privacy, filters=private),
+            CommandHandler("language", commands.language, filters=private),
+            CommandHandler("delete", commands.delete, filters=private),
+            CallbackQueryHandler(consent.agree, pattern=f"^{consent.AGREE}$"),
+            CallbackQueryHandler(commands.set_language, pattern=f"^{commands.LANGUAGE_PREFIX}"),
+            CallbackQueryHandler(clinicians.review, pattern=f"^{clinicians.REVIEW_PREFIX}"),
+            MessageHandler(private & (filters.PHOTO | image_file), photo),
+            MessageHandler(private & ~filters.StatusUpdate.ALL, commands.other_content),
+        ]
+    )
+    application.add_error_handler(on_error)
+
+    jobs = application.job_queue
+    check_every = max(0.2, min(5.0, settings.delayed_notice_after_s / 4))
+    jobs.run_repeating(deliveries.notify_delayed, interval=check_every, first=check_every)
+    remind_every = max(0.5, min(300.0, settings.review_reminder_after_s / 4))
+    jobs.run_repeating(clinicians.remind, interval=remind_every, first=remind_every)
+    jobs.run_repeating(deliveries.purge_expired, interval=dt.timedelta(days=1), first=0)
+    return application
