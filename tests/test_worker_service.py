@@ -14,8 +14,8 @@ import redis
 
 from model.types import Reason, Verdict
 from worker import jobs
-from worker.__main__ import build_worker
 from worker.errors import ServiceUnavailable
+from worker.runner import run_worker
 from worker.service import (
     EmbeddedScreeningService,
     RedisScreeningService,
@@ -68,7 +68,7 @@ class Harness:
     def run_jobs(self) -> None:
         if self.settings.redis_url:
             connection = redis.Redis.from_url(self.settings.redis_url)
-            build_worker(self.settings, connection).work(burst=True, with_scheduler=True)
+            run_worker(self.settings, connection, burst=True)
 
     async def next(self, timeout: float = 30.0):
         return await asyncio.wait_for(anext(self.deliveries), timeout)

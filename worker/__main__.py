@@ -11,31 +11,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import socket
 import sys
-import uuid
 
 import redis
-from rq import Queue, SimpleWorker
 
 from worker import jobs
-from worker.reclaim import Liveness
+from worker.runner import run_worker
 from worker.settings import WorkerSettings
 
 log = logging.getLogger("worker")
-
-
-def build_worker(
-    settings: WorkerSettings, connection: redis.Redis, name: str | None = None
-) -> SimpleWorker:
-    queue = Queue(settings.queue_name, connection=connection)
-    return SimpleWorker(
-        [queue],
-        connection=connection,
-        name=name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}",
-        default_result_ttl=settings.result_ttl_s,
-        maintenance_interval=settings.maintenance_interval_s,
-    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,20 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     connection = redis.Redis.from_url(settings.redis_url)
     jobs.install_screener(jobs.load_screener(settings))
 
-    worker = build_worker(settings, connection, args.name)
-    liveness = Liveness(
-        worker.queues[0], worker.name, settings.liveness_ttl_s, settings.sweep_interval_s
-    )
-    liveness.start()
-    log.info(
-        "worker starting name=%s queue=%s burst=%s", worker.name, settings.queue_name, args.burst
-    )
-    try:
-        # with_scheduler: retries with back-off wait in RQ's ScheduledJobRegistry until due.
-        worker.work(burst=args.burst, with_scheduler=True, logging_level=args.log_level)
-    finally:
-        liveness.stop()
-    log.info("worker stopped name=%s", worker.name)
+    run_worker(settings, connection, burst=args.burst, name=args.name, logging_level=args.log_level)
     return 0
 
 
