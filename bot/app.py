@@ -19,21 +19,22 @@ from telegram.ext import (
 
 from bot import clinicians, commands, consent, deliveries, messages
 from bot.deps import DEPS_KEY, Deps, deps
+from bot.i18n import translator
 from bot.photos import IMAGE_MIME_TYPES, photo
-from bot.settings import BotSettings
+from bot.settings import LANGUAGES, BotSettings
 from bot.store import Store
 from worker.service import ScreeningService
 
 log = logging.getLogger(__name__)
 
 CONSUMER_KEY = "deliveries_task"
-COMMANDS = [
-    BotCommand("start", "About this service"),
-    BotCommand("help", "How to send a photo"),
-    BotCommand("privacy", "What happens to your data"),
-    BotCommand("language", "Change language"),
-    BotCommand("delete", "Erase everything stored about you"),
-]
+COMMANDS = {
+    "start": messages.N_("About this service"),
+    "help": messages.N_("How to send a photo"),
+    "privacy": messages.N_("What happens to your data"),
+    "language": messages.N_("Change language"),
+    "delete": messages.N_("Erase everything stored about you"),
+}
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -50,7 +51,12 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def post_init(application: Application) -> None:
     d: Deps = application.bot_data[DEPS_KEY]
     await d.service.start()
-    await application.bot.set_my_commands(COMMANDS)
+    # The command menu in each language (Telegram picks it from the user's app language).
+    for language in (None, *LANGUAGES):
+        _ = translator(language or d.settings.default_language)
+        await application.bot.set_my_commands(
+            [BotCommand(name, _(text)) for name, text in COMMANDS.items()], language_code=language
+        )
     application.bot_data[CONSUMER_KEY] = asyncio.create_task(
         deliveries.consume(application), name="answer-deliveries"
     )

@@ -95,3 +95,18 @@ def compile_catalogues() -> list[Path]:
         written.append(mo)
     translator.cache_clear()
     return written
+
+
+def extract_messages(package: Path = LOCALES.parent) -> list[str]:
+    """Every literal passed to _() or N_() in the package's modules, in source order."""
+    found: dict[str, None] = {}
+    for module in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            literal = node.args[0]
+            if name in ("_", "N_") and isinstance(literal, ast.Constant) and isinstance(literal.value, str):
+                found[node.args[0].value] = None
+    return list(found)
