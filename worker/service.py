@@ -143,6 +143,11 @@ class RedisScreeningService:
         )
 
     async def deliveries(self) -> AsyncIterator[Delivery]:
+        """Unacknowledged outcomes of earlier runs of this consumer, then new ones, forever.
+
+        Iterate it with one long-lived `async for`: cancelling a step (asyncio.wait_for around
+        anext) ends an async generator; nothing is lost, the next iterator re-reads pending ones.
+        """
         # "0" re-reads this consumer's pending entries (delivered before a restart, never acked);
         # once they are exhausted, ">" waits for new ones.
         last_pending = "0"

@@ -1,0 +1,176 @@
+"""Benchmark the worker: throughput, queue wait and job time with 1 and 2 worker processes.
+
+Screens the shared photos in-process first (the core's own screen time), then through Redis with
+1 and 2 `python -m worker` processes, and prints photos/s, p50/p95 queue wait and job time (from
+RQ's enqueued/started/ended stamps), the ratio of job time to screen time, and one worker's RSS.
+
+    .venv/bin/python -m benchmarks.worker [--bundle models/demo] [--photos 93] [--workers 1 2]
+
+Needs a Redis (REDIS_URL or redis://127.0.0.1:6379/15). Targets: job time within 10 % of the
+screen time; 2 workers >= 1.8x the throughput of one on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import redis
+from rq.job import Job
+
+from worker.service import RedisScreeningService
+from worker.settings import WorkerSettings
+from worker.types import ScreeningRequest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data" / "mpox-web-2022"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def resolve_bundle(bundle: Path | None) -> Path:
+    if bundle is not None:
+        return bundle
+    demo = REPO / "models" / "demo"
+    if demo.is_dir():
+        return demo
+    from tests.bundles import build_test_bundle
+
+    print("models/demo is absent: building a test bundle", flush=True)
+    return build_test_bundle(Path(tempfile.mkdtemp()) / "bundle").path
+
+
+def screen_in_process(bundle: Path, photos: list[bytes]) -> list[float]:
+    from model import load_screener
+
+    screener = load_screener(bundle)
+    times = []
+    for photo in photos:
+        start = time.perf_counter()
+        screener.screen(photo)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    fields = dict(
+        line.split(":", 1)
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if ":" in line
+    )
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+async def run_workers(settings: WorkerSettings, photos: list[bytes], count: int) -> dict:
+    env = dict(
+        os.environ,
+        REDIS_URL=settings.redis_url,
+        SCREENING_QUEUE=settings.queue_name,
+        RESULTS_STREAM=settings.results_stream,
+        MODEL_BUNDLE=str(settings.model_bundle),
+        TF_CPP_MIN_LOG_LEVEL="2",
+        LOG_LEVEL="WARNING",
+    )
+    service = RedisScreeningService(settings, consumer="bench")
+    await service.start()
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "worker"], cwd=REPO, env=env) for _ in range(count)
+    ]
+    try:
+        while (await service.health()).workers < count:
+            await asyncio.sleep(0.2)
+        tag = uuid.uuid4().hex[:8]
+        ids = [f"bench-{tag}-{n}" for n in range(len(photos))]
+        start = time.perf_counter()
+        for request_id, photo in zip(ids, photos, strict=True):
+            await service.submit(ScreeningRequest(request_id, 1, 1, "en", photo))
+        pending = set(ids)
+        async for delivery in service.deliveries():
+            pending.discard(delivery.outcome.request_id)
+            await service.ack(delivery)
+            if not pending:
+                break
+        wall = time.perf_counter() - start
+        connection = redis.Redis.from_url(settings.redis_url)
+        jobs = [Job.fetch(i, connection=connection) for i in ids]
+        rss = rss_mb(workers[0].pid)
+    finally:
+        for process in workers:
+            process.terminate()
+        for process in workers:
+            process.wait(timeout=60)
+        await service.close()
+    return {
+        "wall_s": wall,
+        "queue_wait_ms": [(j.started_at - j.enqueued_at).total_seconds() * 1000 for j in jobs],
+        "job_ms": [(j.ended_at - j.started_at).total_seconds() * 1000 for j in jobs],
+        "rss_mb": rss,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", type=Path, default=None)
+    parser.add_argument("--photos", type=int, default=0, help="how many shared photos (0: all)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
+    )
+    args = parser.parse_args()
+
+    bundle = resolve_bundle(args.bundle)
+    paths = sorted(p for p in SHARED_DATA.rglob("*") if p.is_file())
+    photos = [p.read_bytes() for p in (paths[: args.photos] if args.photos else paths)]
+    print(f"bundle={bundle} photos={len(photos)} cpus={os.cpu_count()}", flush=True)
+
+    screen_ms = screen_in_process(bundle, photos)
+    screen_p50 = statistics.median(screen_ms)
+    print(
+        f"in-process screen: p50={screen_p50:.1f} ms p95={percentile(screen_ms, 95):.1f} ms "
+        f"throughput={len(photos) / (sum(screen_ms) / 1000):.2f} photos/s",
+        flush=True,
+    )
+
+    tag = uuid.uuid4().hex[:8]
+    connection = redis.Redis.from_url(args.redis_url)
+    throughput = {}
+    try:
+        for count in args.workers:
+            settings = WorkerSettings(
+                redis_url=args.redis_url,
+                queue_name=f"bench-{tag}-{count}",
+                results_stream=f"bench:results:{tag}:{count}",
+                model_bundle=bundle,
+            )
+            run = asyncio.run(run_workers(settings, photos, count))
+            throughput[count] = len(photos) / run["wall_s"]
+            job_p50 = statistics.median(run["job_ms"])
+            print(
+                f"workers={count} throughput={throughput[count]:.2f} photos/s "
+                f"queue_wait p50={percentile(run['queue_wait_ms'], 50):.0f} ms "
+                f"p95={percentile(run['queue_wait_ms'], 95):.0f} ms "
+                f"job p50={job_p50:.1f} ms p95={percentile(run['job_ms'], 95):.1f} ms "
+                f"job/screen={job_p50 / screen_p50:.3f} "
+                f"worker_rss={run['rss_mb'][0]:.0f} MB (peak {run['rss_mb'][1]:.0f} MB)",
+                flush=True,
+            )
+    finally:
+        for key in connection.scan_iter(f"*{tag}*", count=1000):
+            connection.delete(key)
+    if 1 in throughput and 2 in throughput:
+        print(f"scaling 2 workers / 1 = {throughput[2] / throughput[1]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
