@@ -1,0 +1,165 @@
+"""The study: audit the data, cross-validate backbones, pick the operating point, export a bundle.
+
+    python -m training.cv --data DIR --out DIR [--backbones mobilenet_v2_035,...]
+        [--weights imagenet|none|FILE] [--weights-dir DIR] [--folds 10] [--positive-class mpox]
+        [--target-sensitivity 0.95] [--quantization int8] [--export-backbone NAME]
+        [--fine-tune-layers N] [--quick] [--seed 0]
+
+Everything lands in --out: results.csv, summary.md, summary.json, config.json, PNG plots, the
+per-fold files that let an interrupted run resume, and bundle/ (the serving bundle).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from training.audit import EMBEDDING_MIN_COSINE, PHASH_MAX_DISTANCE, audit_markdown, run_audit
+from training.backbones import BACKBONES, BackboneSpec, get_backbone, resolve_weights
+from training.data import DataError, load_dataset, load_pixels, read_image
+from training.features import Embeddings, cache_key, compute_embeddings
+from training.train import HeadConfig, group_splits
+
+log = logging.getLogger("training.cv")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m training.cv", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, type=Path, help="folder-per-class or MCSI folder")
+    parser.add_argument("--out", required=True, type=Path, help="run folder for every output")
+    parser.add_argument("--backbones", default="mobilenet_v2_035", help=f"comma-separated: {', '.join(BACKBONES)}")
+    parser.add_argument("--weights", default="imagenet", help="imagenet, none, or a weights file")
+    parser.add_argument("--weights-dir", type=Path, help="folder of Keras weight files (offline)")
+    parser.add_argument("--folds", type=int, default=10)
+    parser.add_argument("--positive-class", default="mpox")
+    parser.add_argument("--target-sensitivity", type=float, default=0.95)
+    parser.add_argument("--inconclusive-sensitivity", type=float, default=0.99,
+                        help="the inconclusive band starts where this sensitivity is reached")
+    parser.add_argument("--quantization", default="int8", choices=("fp32", "dynamic", "fp16", "int8"))
+    parser.add_argument("--export-backbone", help="backbone of the exported bundle (default: first)")
+    parser.add_argument("--augmented-copies", type=int, default=4, help="augmented copies per training photo")
+    parser.add_argument("--fine-tune-layers", type=int, default=0, help="unfreeze the top N layers")
+    parser.add_argument("--fine-tune-epochs", type=int, default=10)
+    parser.add_argument("--model-id", default="mpox-screen")
+    parser.add_argument("--model-version", default="0.1.0")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 3 folds, 1 copy, no fine-tuning")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.folds = min(args.folds, 3)
+        args.augmented_copies = min(args.augmented_copies, 1)
+        args.fine_tune_layers = 0
+    return args
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One backbone's inputs: weights resolved, photos resized, embeddings computed."""
+
+    spec: BackboneSpec
+    weights: str | None
+    pixels: np.ndarray
+    augmented: np.ndarray
+    embeddings: Embeddings
+
+
+def decode_all(records) -> tuple[list, list, list[tuple[str, str]]]:
+    """Readable records with their decoded photos, and (name, reason) for each unreadable one."""
+    from model.errors import ImageRejected
+
+    kept, images, unreadable = [], [], []
+    for record in records:
+        try:
+            images.append(read_image(record.path))
+            kept.append(record)
+        except ImageRejected as rejected:
+            unreadable.append((f"{record.path.parent.name}/{record.path.name}", rejected.detail))
+    return kept, images, unreadable
+
+
+def prepare_backbone(name: str, args, records, images, cache_dir: Path) -> Prepared:
+    """Raises ValueError/FileNotFoundError with a clear message when the backbone cannot be used."""
+    spec = get_backbone(name)
+    weights = resolve_weights(spec, args.weights, args.weights_dir)
+    pixels, augmented = load_pixels(images, (spec.input_size, spec.input_size), args.augmented_copies, args.seed)
+    key = cache_key(spec, weights, [r.path for r in records], args.augmented_copies, args.seed)
+    try:
+        embeddings = compute_embeddings(spec, weights, pixels, augmented, cache_dir / f"{name}-{key}.npz", args.seed)
+    except Exception as exc:  # Keras raises plain Exception when a download fails
+        raise FileNotFoundError(
+            f"{name}: could not load weights {weights!r} ({exc}); pass --weights-dir with Keras' "
+            f"'{spec.weights_file}' or --weights none"
+        ) from exc
+    return Prepared(spec, weights, pixels, augmented, embeddings)
+
+
+def prepare_all(args, records, images, cache_dir: Path) -> tuple[dict[str, Prepared], list[str]]:
+    """Every requested backbone that can run; notes for the ones skipped."""
+    names = [n.strip() for n in args.backbones.split(",") if n.strip()]
+    prepared, notes = {}, []
+    for name in names:
+        try:
+            prepared[name] = prepare_backbone(name, args, records, images, cache_dir)
+        except (ValueError, FileNotFoundError) as exc:
+            if len(names) == 1:
+                raise
+            notes.append(f"skipped {name}: {exc}")
+            log.warning("backbone skipped name=%s reason=%s", name, exc)
+    if not prepared:
+        raise FileNotFoundError("no requested backbone could be loaded:\n" + "\n".join(notes))
+    return prepared, notes
+
+
+def write_config(args, out: Path, extra: dict) -> dict:
+    from training.run_info import git_sha, package_versions
+
+    config = {
+        key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()
+    }
+    config.update(extra, code_version=git_sha(), packages=package_versions())
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        return run(args)
+    except (DataError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run(args) -> int:
+    from training.outputs import finish_study
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    dataset = load_dataset(args.data)
+    if args.positive_class not in dataset.class_names:
+        raise DataError(f"positive class {args.positive_class!r} is not one of {list(dataset.class_names)}")
+    records, images, unreadable = decode_all(dataset.records)
+    prepared, notes = prepare_all(args, records, images, args.out / "cache")
+    audit_backbone = next(iter(prepared))
+    audit = run_audit(records, images, prepared[audit_backbone].embeddings.plain, unreadable, dataset.missing)
+    (args.out / "audit.md").write_text(audit_markdown(audit))
+    labels = np.array([dataset.class_names.index(r.label) for r in records], dtype=np.int64)
+    splits = group_splits(labels, audit.groups, args.folds, args.seed)
+    config = write_config(args, args.out, {
+        "class_names": list(dataset.class_names), "layout": dataset.layout, "folds_used": len(splits),
+        "audit_backbone": audit_backbone, "head": asdict(HeadConfig()),
+        "audit_thresholds": {"phash_max_distance": PHASH_MAX_DISTANCE, "embedding_min_cosine": EMBEDDING_MIN_COSINE},
+    })
+    finish_study(args, config, dataset, records, images, labels, audit, splits, prepared, notes)
+    print(f"study written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,166 @@
+"""Read a study data set and turn its photos into model inputs.
+
+Two layouts are understood:
+
+- folder per class: `DIR/<class>/<photo>`;
+- MCSI (Campana et al. 2023): `DIR/metadata.csv` with columns `img_id,diagnostic` and a flat
+  `DIR/images/` folder. `monkeypox` becomes `mpox` and `acne_l1..3` become `acne`; the original
+  diagnostic is kept as `source_label` so the audit can still count acne levels.
+
+Photos are decoded with `model.imaging.decode_image` and resized with `model.preprocess`, the
+same calls the service makes, so training and serving see a photo the same way.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance
+
+from model.errors import ImageRejected
+from model.imaging import decode_image
+from model.preprocess import prepare_pixels
+from model.types import Reason
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+MCSI_METADATA = "metadata.csv"
+MCSI_IMAGES = "images"
+# MCSI diagnostic values -> study class names.
+MCSI_CLASS_MAP = {"monkeypox": "mpox", "acne_l1": "acne", "acne_l2": "acne", "acne_l3": "acne"}
+
+
+class DataError(ValueError):
+    """The data folder cannot be used; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    path: Path
+    label: str  # the class the study uses
+    source_label: str  # as the data set names it (keeps MCSI's acne level)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    root: Path
+    layout: str  # "folders" or "mcsi"
+    records: tuple[ImageRecord, ...]
+    class_names: tuple[str, ...]
+    missing: tuple[str, ...] = field(default=())  # metadata rows whose file is absent
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Class index of every record, in `class_names` order."""
+        index = {name: i for i, name in enumerate(self.class_names)}
+        return np.array([index[r.label] for r in self.records], dtype=np.int64)
+
+    def subset(self, keep: np.ndarray | list[int]) -> Dataset:
+        """The same data set restricted to the records at `keep` (class names unchanged)."""
+        records = tuple(self.records[i] for i in keep)
+        return Dataset(self.root, self.layout, records, self.class_names, self.missing)
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def _read_folders(root: Path) -> tuple[list[ImageRecord], list[str]]:
+    records = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        records += [ImageRecord(p, folder.name, folder.name) for p in sorted(folder.iterdir()) if _is_image(p)]
+    return records, []
+
+
+def _find_mcsi_file(images: Path, img_id: str, by_stem: dict[str, Path]) -> Path | None:
+    exact = images / img_id
+    if exact.is_file():
+        return exact
+    return by_stem.get(Path(img_id).stem)
+
+
+def _read_mcsi(root: Path) -> tuple[list[ImageRecord], list[str]]:
+    images = root / MCSI_IMAGES
+    if not images.is_dir():
+        raise DataError(f"{root / MCSI_METADATA} found but {images} is not a folder")
+    by_stem = {p.stem: p for p in images.iterdir() if _is_image(p)}
+    records, missing = [], []
+    with (root / MCSI_METADATA).open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        columns = {c.strip() for c in reader.fieldnames or []}
+        if not {"img_id", "diagnostic"} <= columns:
+            raise DataError(f"{root / MCSI_METADATA} needs columns img_id,diagnostic; found {sorted(columns)}")
+        for row in reader:
+            img_id, diagnostic = row["img_id"].strip(), row["diagnostic"].strip().lower()
+            path = _find_mcsi_file(images, img_id, by_stem)
+            if path is None:
+                missing.append(img_id)
+                continue
+            records.append(ImageRecord(path, MCSI_CLASS_MAP.get(diagnostic, diagnostic), diagnostic))
+    return records, missing
+
+
+def load_dataset(root: str | Path) -> Dataset:
+    """Find the photos and their classes under `root` (folder-per-class or MCSI layout)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"data folder {root} does not exist")
+    layout = "mcsi" if (root / MCSI_METADATA).is_file() else "folders"
+    records, missing = _read_mcsi(root) if layout == "mcsi" else _read_folders(root)
+    class_names = tuple(sorted({r.label for r in records}))
+    if len(class_names) < 2:
+        raise DataError(
+            f"{root} must hold at least two classes (one folder per class, or MCSI's metadata.csv "
+            f"+ images/); found {list(class_names)}"
+        )
+    return Dataset(root, layout, tuple(records), class_names, tuple(missing))
+
+
+def read_image(path: Path) -> Image.Image:
+    """Decode one photo as the service would (upright 8-bit RGB). Raises ImageRejected."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageRejected(Reason.CORRUPT, f"cannot read {path.name}: {exc}") from exc
+    return decode_image(data)
+
+
+def augment_image(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A plausible re-take of the same photo: mirror, small rotation and zoom, light and colour."""
+    if rng.random() < 0.5:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    angle = float(rng.uniform(-20, 20))
+    image = image.rotate(angle, resample=Image.Resampling.BILINEAR, expand=False, fillcolor=None)
+    width, height = image.size
+    zoom = float(rng.uniform(0.8, 1.0))  # crop away up to 20 %; also hides rotation corners
+    crop_w, crop_h = max(1, int(width * zoom)), max(1, int(height * zoom))
+    left = int(rng.integers(0, width - crop_w + 1))
+    top = int(rng.integers(0, height - crop_h + 1))
+    image = image.crop((left, top, left + crop_w, top + crop_h))
+    image = ImageEnhance.Brightness(image).enhance(float(rng.uniform(0.8, 1.2)))
+    image = ImageEnhance.Contrast(image).enhance(float(rng.uniform(0.8, 1.2)))
+    return ImageEnhance.Color(image).enhance(float(rng.uniform(0.85, 1.15)))
+
+
+def load_pixels(
+    images: list[Image.Image], size: tuple[int, int], copies: int = 0, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 pixels of every image (N,H,W,3) and of `copies` augmented versions (N,copies,H,W,3).
+
+    Resizing is `model.preprocess.prepare_pixels`, as in serving; the augmented copies are
+    drawn from a generator seeded per image, so they do not depend on which images are loaded.
+    """
+    width, height = size
+    plain = np.zeros((len(images), height, width, 3), np.uint8)
+    augmented = np.zeros((len(images), copies, height, width, 3), np.uint8)
+    for i, image in enumerate(images):
+        plain[i] = prepare_pixels(image, size)
+        rng = np.random.default_rng([seed, i])
+        for k in range(copies):
+            augmented[i, k] = prepare_pixels(augment_image(image, rng), size)
+    return plain, augmented

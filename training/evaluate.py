@@ -1,0 +1,108 @@
+"""Metrics of one fold, mean +- std across folds, and the operating point on P(positive).
+
+All figures come from scikit-learn. The operating point is chosen on predictions the model did
+not train on (inner out-of-fold predictions inside a fold, outer out-of-fold predictions for the
+final model), never on the fold being scored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    precision_recall_fscore_support,
+    roc_auc_score,
+    roc_curve,
+)
+
+# Metrics shown in the paper-style table, in order.
+TABLE_METRICS = (
+    "accuracy",
+    "macro_precision",
+    "macro_recall",
+    "macro_f1",
+    "positive_auc",
+    "sensitivity",
+    "specificity",
+    "sensitivity_at_threshold",
+    "specificity_at_threshold",
+)
+
+
+def choose_threshold(is_positive: np.ndarray, positive_probability: np.ndarray, target: float) -> float:
+    """The highest threshold on P(positive) whose sensitivity on these predictions >= target."""
+    is_positive = np.asarray(is_positive, bool)
+    if not is_positive.any():
+        raise ValueError("no positive photos to choose a threshold from")
+    if is_positive.all():
+        return float(np.min(positive_probability))
+    _, tpr, thresholds = roc_curve(is_positive, positive_probability)
+    reaching = thresholds[(tpr >= target) & np.isfinite(thresholds)]
+    return float(min(1.0, reaching.max()))
+
+
+def rates_at(is_positive: np.ndarray, positive_probability: np.ndarray, threshold: float) -> tuple[float, float]:
+    """(sensitivity, specificity) when P(positive) >= threshold counts as positive."""
+    is_positive = np.asarray(is_positive, bool)
+    called = np.asarray(positive_probability) >= threshold
+    sensitivity = float(called[is_positive].mean()) if is_positive.any() else math.nan
+    specificity = float((~called[~is_positive]).mean()) if (~is_positive).any() else math.nan
+    return sensitivity, specificity
+
+
+def fold_metrics(
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    class_names: tuple[str, ...],
+    positive_class: str,
+    threshold: float,
+) -> dict:
+    """Accuracy, macro and per-class figures, positive-class sensitivity/specificity, AUC, CM."""
+    positive = class_names.index(positive_class)
+    predicted = probabilities.argmax(axis=1)
+    every_class = list(range(len(class_names)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predicted, labels=every_class, zero_division=0
+    )
+    present = [i for i in every_class if support[i] > 0]  # a fold may lack a rare class
+    is_positive = labels == positive
+    sensitivity, specificity = rates_at(is_positive, (predicted == positive).astype(float), 0.5)
+    at_sensitivity, at_specificity = rates_at(is_positive, probabilities[:, positive], threshold)
+    both = is_positive.any() and (~is_positive).any()
+    return {
+        "photos": int(len(labels)),
+        "accuracy": float(accuracy_score(labels, predicted)),
+        "macro_precision": float(np.mean(precision[present])),
+        "macro_recall": float(np.mean(recall[present])),
+        "macro_f1": float(np.mean(f1[present])),
+        "positive_auc": float(roc_auc_score(is_positive, probabilities[:, positive])) if both else math.nan,
+        "sensitivity": sensitivity,
+        "specificity": specificity,
+        "threshold": float(threshold),
+        "sensitivity_at_threshold": at_sensitivity,
+        "specificity_at_threshold": at_specificity,
+        "per_class": {
+            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+            for i, name in enumerate(class_names)
+        },
+        "confusion_matrix": confusion_matrix(labels, predicted, labels=every_class).tolist(),
+    }
+
+
+def mean_std(rows: Iterable[dict], metrics: Iterable[str] = TABLE_METRICS) -> dict[str, dict[str, float]]:
+    """mean and sample std of each metric over folds (NaN folds, e.g. no positives, left out)."""
+    rows = list(rows)
+    result = {}
+    for metric in metrics:
+        values = np.array([row[metric] for row in rows if not math.isnan(row[metric])], float)
+        result[metric] = {
+            "mean": float(values.mean()) if len(values) else math.nan,
+            "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+            "folds": int(len(values)),
+        }
+    return result
+

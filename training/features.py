@@ -1,0 +1,86 @@
+"""Frozen-backbone embeddings, computed once per backbone per run and cached on disk.
+
+The frozen phase of every fold only needs the pooled embedding (`features` layer) of each photo
+and of a few augmented copies, so they are computed once for the whole data set and reused by
+all folds; the augmented copies are used only when their photo is in a training fold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from model.preprocess import normalise
+from training.backbones import BackboneSpec, build_classifier
+
+log = logging.getLogger(__name__)
+BATCH_SIZE = 32
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    plain: np.ndarray  # (N, D) embedding of each photo
+    augmented: np.ndarray  # (N, copies, D) embeddings of augmented copies
+
+
+def feature_model(classifier):
+    """The classifier truncated at its pooled `features` layer (same weights, no copy)."""
+    import keras
+
+    return keras.Model(classifier.input, classifier.get_layer("features").output)
+
+
+def embed(extractor, pixels: np.ndarray, spec: BackboneSpec, desc: str = "embedding") -> np.ndarray:
+    """Embeddings of uint8 pixels (..., H, W, 3) -> (..., D), normalised as in serving."""
+    lead_shape = pixels.shape[:-3]
+    flat = pixels.reshape(-1, *pixels.shape[-3:])
+    if len(flat) == 0:
+        return np.zeros((*lead_shape, int(extractor.output_shape[-1])), np.float32)
+    chunks = []
+    for start in tqdm(range(0, len(flat), BATCH_SIZE), desc=desc, unit="batch", leave=False):
+        batch = normalise(flat[start : start + BATCH_SIZE], spec.normalisation)
+        chunks.append(np.asarray(extractor(batch, training=False)))
+    return np.concatenate(chunks).reshape(*lead_shape, -1).astype(np.float32)
+
+
+def cache_key(spec: BackboneSpec, weights: str | None, paths: list[Path], copies: int, seed: int) -> str:
+    """Changes whenever the backbone, its weights, the photos or the augmentation change."""
+    parts = {
+        "backbone": spec.name,
+        "weights": weights or "none",
+        "copies": copies,
+        "seed": seed,
+        "photos": [f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in paths],
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def compute_embeddings(
+    spec: BackboneSpec,
+    weights: str | None,
+    plain_pixels: np.ndarray,
+    augmented_pixels: np.ndarray,
+    cache_path: Path | None = None,
+    seed: int = 0,
+) -> Embeddings:
+    """Embeddings of all photos and their augmented copies, read from `cache_path` when present."""
+    if cache_path is not None and cache_path.is_file():
+        with np.load(cache_path) as cached:
+            log.info("embeddings read from cache path=%s", cache_path)
+            return Embeddings(cached["plain"], cached["augmented"])
+    classifier = build_classifier(spec, 2, weights=weights, seed=seed)
+    extractor = feature_model(classifier)
+    result = Embeddings(
+        plain=embed(extractor, plain_pixels, spec, f"{spec.name} photos"),
+        augmented=embed(extractor, augmented_pixels, spec, f"{spec.name} augmented"),
+    )
+    if cache_path is not None:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache_path, plain=result.plain, augmented=result.augmented)
+    return result

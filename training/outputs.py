@@ -1,0 +1,173 @@
+"""The second half of a study run: folds per backbone, operating point, final model and reports."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from model.bundle import BundleManifest, Thresholds
+from training.audit import AuditReport, audit_markdown
+from training.evaluate import choose_threshold, mean_std, rates_at
+from training.export import export_bundle
+from training.quantize import quantization_markdown, quantization_study, representative
+from training.report import plot_confusion, plot_folds, plot_roc, summary_table, write_results_csv
+from training.run_info import git_sha, utc_now
+from training.study import StudyInputs, fit_final, out_of_fold, run_folds
+from training.train import HeadConfig, group_splits
+
+DISCLAIMER = (
+    "A screening aid, not a diagnosis. Figures come from cross-validation on the data named "
+    "below; they say nothing about photos unlike it."
+)
+
+
+def _inputs(args, prepared, class_names, labels, groups) -> StudyInputs:
+    return StudyInputs(
+        spec=prepared.spec, weights=prepared.weights, class_names=class_names,
+        positive_class=args.positive_class, labels=labels, groups=groups,
+        embeddings=prepared.embeddings, pixels=prepared.pixels, augmented_pixels=prepared.augmented,
+        head=HeadConfig(), target_sensitivity=args.target_sensitivity,
+        fine_tune_layers=args.fine_tune_layers, fine_tune_epochs=args.fine_tune_epochs, seed=args.seed,
+    )
+
+
+def _config_key(config: dict, backbone: str, splits) -> str:
+    relevant = {k: config.get(k) for k in ("weights", "weights_dir", "augmented_copies", "fine_tune_layers",
+                                           "fine_tune_epochs", "seed", "target_sensitivity", "positive_class", "head")}
+    relevant["backbone"] = backbone
+    relevant["splits"] = [test.tolist() for _, test in splits]
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def operating_point(args, labels: np.ndarray, oof: np.ndarray, positive: int) -> dict:
+    """Thresholds chosen on out-of-fold predictions of every photo, and what they give there."""
+    is_positive, p = labels == positive, oof[:, positive]
+    threshold = choose_threshold(is_positive, p, args.target_sensitivity)
+    inconclusive = min(threshold, choose_threshold(is_positive, p, args.inconclusive_sensitivity))
+    sensitivity, specificity = rates_at(is_positive, p, threshold)
+    in_band = (p >= inconclusive) & (p < threshold)
+    return {
+        "positive_threshold": threshold, "inconclusive_threshold": inconclusive,
+        "target_sensitivity": args.target_sensitivity, "oof_sensitivity": sensitivity,
+        "oof_specificity": specificity,
+        "oof_sensitivity_incl_inconclusive": rates_at(is_positive, p, inconclusive)[0],
+        "negatives_in_inconclusive_band": float(in_band[~is_positive].mean()),
+    }
+
+
+def _card_metrics(stats: dict, point: dict, folds: int, photos: int) -> dict:
+    pick = ("accuracy", "macro_f1", "positive_auc", "sensitivity_at_threshold", "specificity_at_threshold")
+    metrics = {f"cv_{m}": f"{stats[m]['mean']:.3f} ± {stats[m]['std']:.3f}" for m in pick}
+    metrics.update(
+        protocol=f"{folds}-fold stratified group k-fold on {photos} photos (near-duplicates kept in one fold); "
+        "per-fold thresholds chosen on inner folds of the training photos",
+        threshold_from_out_of_fold=f"{point['positive_threshold']:.4f} for sensitivity >= {point['target_sensitivity']}",
+        out_of_fold_sensitivity=round(point["oof_sensitivity"], 3),
+        out_of_fold_specificity=round(point["oof_specificity"], 3),
+    )
+    return metrics
+
+
+def export_final(args, inputs: StudyInputs, manifest_extra: dict, out: Path) -> Path:
+    """Fit on every photo and write the serving bundle (int8 calibrated on the training photos)."""
+    classifier, _ = fit_final(inputs)
+    spec = inputs.spec
+    manifest = BundleManifest(
+        model_id=f"{args.model_id}-{spec.name.replace('_', '-')}", model_version=args.model_version,
+        class_names=inputs.class_names, positive_class=inputs.positive_class,
+        input_size=(spec.input_size, spec.input_size), normalisation=spec.normalisation,
+        quantization=args.quantization, backbone=spec.name, heatmap_layer=spec.heatmap_layer,
+        created_at=utc_now(), code_version=git_sha(), **manifest_extra,
+    )
+    bundle = export_bundle(out / "bundle", classifier, manifest, representative(inputs.pixels, spec.normalisation))
+    return bundle.path
+
+
+def holdout_studies(args, inputs: StudyInputs, images, out: Path) -> tuple[list[dict], int]:
+    """Quantization table and heatmap gallery from a model that never saw one third of the photos."""
+    from training.gallery import heatmap_gallery
+
+    train, test = group_splits(inputs.labels, inputs.groups, 3, args.seed)[0]
+    classifier, _ = fit_final(inputs, train)
+    modes = (args.quantization,) if args.quick else ("fp32", "dynamic", "fp16", "int8")
+    rows = quantization_study(classifier, inputs.spec.normalisation, inputs.pixels[train],
+                              inputs.pixels[test], inputs.labels[test], out / "quantization", modes)
+    keras_path = out / "quantization" / "holdout_model.keras"
+    classifier.save(keras_path)
+    from model.preprocess import normalise
+
+    probs = classifier.predict(normalise(inputs.pixels[test], inputs.spec.normalisation), verbose=0)
+    heatmap_gallery(keras_path, inputs.spec.heatmap_layer, [images[i] for i in test], inputs.pixels[test],
+                    inputs.labels[test], probs, inputs.class_names, inputs.spec.normalisation, out / "gallery.png")
+    return rows, len(test)
+
+
+def _summary_markdown(args, dataset, audit: AuditReport, stats: dict, points: dict, quant: list[dict],
+                      held_out: int, notes: list[str], export: str, folds: int) -> str:
+    point = points[export]
+    lines = [
+        f"# Study: {dataset.root.name} ({len(audit.names)} photos, {folds} group-aware folds)", "", DISCLAIMER, "",
+        "## Cross-validation (mean ± std over folds)", "",
+        "`sensitivity`/`specificity`: positive class by arg-max; `..._at_threshold`: P(positive) >= a "
+        "threshold chosen on inner folds of each fold's training photos (never on its test photos).", "",
+        summary_table(stats),
+        "## Operating point (from out-of-fold predictions of every photo)", "",
+        f"- {export}: P({args.positive_class}) >= {point['positive_threshold']:.4f} reaches sensitivity "
+        f"{point['oof_sensitivity']:.3f} (target {args.target_sensitivity}) with specificity "
+        f"{point['oof_specificity']:.3f}.",
+        f"- Inconclusive from {point['inconclusive_threshold']:.4f} (sensitivity incl. inconclusive "
+        f"{point['oof_sensitivity_incl_inconclusive']:.3f}; {point['negatives_in_inconclusive_band']:.1%} "
+        "of negatives fall in the band).", "",
+        quantization_markdown(quant, held_out), audit_markdown(audit),
+    ]
+    if notes:
+        lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
+    return "\n".join(lines)
+
+
+def finish_study(args, config, dataset, records, images, labels, audit, splits, prepared, notes) -> None:
+    out, class_names = args.out, dataset.class_names
+    positive = class_names.index(args.positive_class)
+    all_rows, stats, points, oofs = [], {}, {}, {}
+    for name, prep in prepared.items():
+        inputs = _inputs(args, prep, class_names, labels, audit.groups)
+        rows = run_folds(inputs, splits, out / "folds" / name, _config_key(config, name, splits))
+        all_rows += rows
+        stats[name] = mean_std(rows)
+        oofs[name] = out_of_fold(rows, len(labels), len(class_names))
+        points[name] = operating_point(args, labels, oofs[name], positive)
+    export = args.export_backbone or next(iter(prepared))
+    if export not in prepared:
+        raise ValueError(f"--export-backbone {export} is not among the backbones that ran: {list(prepared)}")
+    inputs = _inputs(args, prepared[export], class_names, labels, audit.groups)
+    quant, held_out = holdout_studies(args, inputs, images, out)
+    point = points[export]
+    manifest_extra = {
+        "thresholds": Thresholds(positive=point["positive_threshold"], inconclusive=point["inconclusive_threshold"]),
+        "metrics": _card_metrics(stats[export], point, len(splits), len(labels)),
+        "training_data": {"source": dataset.root.name, "layout": dataset.layout, "audit": audit.summary()},
+    }
+    bundle_path = export_final(args, inputs, manifest_extra, out)
+    write_results_csv(all_rows, out / "results.csv")
+    plot_folds(all_rows, out / "folds.png")
+    plot_confusion(labels, oofs[export], class_names, f"{export}, out-of-fold", out / "confusion_matrix.png")
+    plot_roc(labels, oofs, positive, {n: (p["oof_sensitivity"], p["oof_specificity"]) for n, p in points.items()},
+             out / "roc.png")
+    summary = {"config": config, "audit": audit.summary(), "cv": stats, "operating_points": points,
+               "quantization": quant, "quantization_held_out_photos": held_out, "notes": notes,
+               "export_backbone": export, "bundle": str(bundle_path)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+    (out / "summary.md").write_text(
+        _summary_markdown(args, dataset, audit, stats, points, quant, held_out, notes, export, len(splits)))
+
+
+def _json_default(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    return str(value)

@@ -1,0 +1,151 @@
+"""The cross-validation study of one backbone: folds (resumable), out-of-fold predictions, final fit.
+
+Each fold writes `folds/<backbone>/fold_<k>.json` (metrics, test photos, probabilities) as soon
+as it finishes; a rerun with the same configuration reads finished folds instead of redoing them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from model.preprocess import normalise
+from training.backbones import BackboneSpec, build_classifier
+from training.evaluate import choose_threshold, fold_metrics
+from training.features import Embeddings
+from training.train import (
+    HeadConfig,
+    balanced_class_weight,
+    fine_tune,
+    fit_head,
+    group_splits,
+    install_head,
+    probabilities,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StudyInputs:
+    """Everything a fold needs, for one backbone."""
+
+    spec: BackboneSpec
+    weights: str | None
+    class_names: tuple[str, ...]
+    positive_class: str
+    labels: np.ndarray
+    groups: np.ndarray
+    embeddings: Embeddings
+    pixels: np.ndarray  # uint8 (N,H,W,3), used by fine-tuning
+    augmented_pixels: np.ndarray  # uint8 (N,copies,H,W,3)
+    head: HeadConfig
+    target_sensitivity: float
+    fine_tune_layers: int = 0
+    fine_tune_epochs: int = 10
+    seed: int = 0
+
+    @property
+    def positive_index(self) -> int:
+        return self.class_names.index(self.positive_class)
+
+
+def _fine_tune_on(inputs: StudyInputs, classifier, index: np.ndarray) -> np.ndarray:
+    """Fine-tune `classifier` on the photos at `index` (+ augmented), early-stopped on a group-aware
+    inner validation split of them; returns the validation photos' indices."""
+    inner_train, inner_val = group_splits(inputs.labels[index], inputs.groups[index], inputs.head.inner_folds, inputs.seed)[0]
+    fit_index, val_index = index[inner_train], index[inner_val]
+    copies = inputs.augmented_pixels.shape[1]
+    shape = inputs.pixels.shape[1:]
+    pixels = np.concatenate([inputs.pixels[fit_index], inputs.augmented_pixels[fit_index].reshape(-1, *shape)])
+    targets = np.concatenate([inputs.labels[fit_index], np.repeat(inputs.labels[fit_index], copies)])
+    mode = inputs.spec.normalisation
+    fine_tune(
+        classifier,
+        (normalise(pixels, mode), targets),
+        (normalise(inputs.pixels[val_index], mode), inputs.labels[val_index]),
+        inputs.fine_tune_layers,
+        inputs.fine_tune_epochs,
+        balanced_class_weight(targets, len(inputs.class_names)),
+    )
+    return val_index
+
+
+def _fine_tuned_probabilities(inputs: StudyInputs, fitted, train: np.ndarray, test: np.ndarray):
+    """Fine-tune a fresh flat model from the fitted head; returns (test probs, val probs, val index)."""
+    num_classes = len(inputs.class_names)
+    classifier = build_classifier(inputs.spec, num_classes, weights=inputs.weights, seed=inputs.seed)
+    install_head(classifier, fitted.model, num_classes)
+    val_index = _fine_tune_on(inputs, classifier, train)
+    mode = inputs.spec.normalisation
+    predict = lambda index: classifier.predict(normalise(inputs.pixels[index], mode), verbose=0)  # noqa: E731
+    return predict(test), predict(val_index), val_index
+
+
+def run_fold(inputs: StudyInputs, fold: int, train: np.ndarray, test: np.ndarray) -> dict:
+    """Train on `train`, choose the threshold on inner predictions, score on `test`."""
+    num_classes = len(inputs.class_names)
+    fitted = fit_head(inputs.embeddings, inputs.labels, inputs.groups, train, num_classes, inputs.head, inputs.seed)
+    if inputs.fine_tune_layers > 0:
+        test_probs, val_probs, val_index = _fine_tuned_probabilities(inputs, fitted, train, test)
+        tuning_labels, tuning_probs = inputs.labels[val_index], val_probs
+    else:
+        test_probs = probabilities(fitted.model, inputs.embeddings.plain[test], num_classes)
+        tuning_labels, tuning_probs = inputs.labels[train], fitted.inner_probabilities
+    positive = inputs.positive_index
+    threshold = choose_threshold(tuning_labels == positive, tuning_probs[:, positive], inputs.target_sensitivity)
+    metrics = fold_metrics(inputs.labels[test], test_probs, inputs.class_names, inputs.positive_class, threshold)
+    return {
+        "backbone": inputs.spec.name,
+        "fold": fold,
+        "regularisation": fitted.regularisation,
+        "inner_log_loss": fitted.inner_log_loss,
+        "test_index": test.tolist(),
+        "probabilities": test_probs.tolist(),
+        **metrics,
+    }
+
+
+def run_folds(
+    inputs: StudyInputs, splits: list[tuple[np.ndarray, np.ndarray]], folder: Path, config_key: str
+) -> list[dict]:
+    """Every fold of one backbone, reading folds already finished under this configuration."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for fold, (train, test) in enumerate(tqdm(splits, desc=f"{inputs.spec.name} folds", unit="fold")):
+        path = folder / f"fold_{fold:02d}.json"
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            if saved.get("config_key") == config_key:
+                log.info("fold resumed backbone=%s fold=%d", inputs.spec.name, fold)
+                rows.append(saved)
+                continue
+        row = {**run_fold(inputs, fold, train, test), "config_key": config_key}
+        path.write_text(json.dumps(row, indent=1))
+        rows.append(row)
+    return rows
+
+
+def out_of_fold(rows: list[dict], count: int, num_classes: int) -> np.ndarray:
+    """Each photo's probabilities from the fold in which it was a test photo."""
+    result = np.full((count, num_classes), np.nan)
+    for row in rows:
+        result[np.array(row["test_index"], int)] = np.array(row["probabilities"])
+    return result
+
+
+def fit_final(inputs: StudyInputs, index: np.ndarray | None = None):
+    """A flat Keras classifier whose head is fitted on the photos at `index` (default: all)."""
+    index = np.arange(len(inputs.labels)) if index is None else index
+    num_classes = len(inputs.class_names)
+    fitted = fit_head(inputs.embeddings, inputs.labels, inputs.groups, index, num_classes, inputs.head, inputs.seed)
+    classifier = build_classifier(inputs.spec, num_classes, weights=inputs.weights, seed=inputs.seed)
+    install_head(classifier, fitted.model, num_classes)
+    if inputs.fine_tune_layers > 0:
+        _fine_tune_on(inputs, classifier, index)
+    return classifier, fitted

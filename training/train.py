@@ -1,0 +1,171 @@
+"""Train the classification head on cached frozen features, and optionally fine-tune the top.
+
+The frozen phase is a multinomial logistic regression (a softmax layer) on the pooled backbone
+embedding, with class weights, trained on each training photo plus its augmented copies. Its
+regularisation strength is chosen on an inner, group-aware validation split of the training
+photos only; the same inner out-of-fold predictions give the fold's decision threshold. The
+fitted weights are exactly a Keras `Dense(softmax)` layer, so they drop into the flat model's
+`predictions` layer for export, heatmaps and optional fine-tuning.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+from sklearn.model_selection import StratifiedGroupKFold
+
+from training.features import Embeddings
+
+MISSING_CLASS_BIAS = -30.0  # a class absent from the training photos gets ~0 probability
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    regularisation: tuple[float, ...] = (0.3, 3.0, 30.0)  # inverse L2 strengths (C) to try
+    inner_folds: int = 4
+    class_weight: str | None = "balanced"
+    max_iter: int = 3000
+
+
+@dataclass(frozen=True)
+class FittedHead:
+    model: LogisticRegression
+    regularisation: float
+    inner_probabilities: np.ndarray  # inner out-of-fold probabilities of the training photos
+    inner_log_loss: float
+
+
+def training_rows(embeddings: Embeddings, labels: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of the photos at `index` plus all their augmented copies."""
+    copies = embeddings.augmented.shape[1]
+    features = [embeddings.plain[index], embeddings.augmented[index].reshape(-1, embeddings.plain.shape[1])]
+    return np.concatenate(features), np.concatenate([labels[index], np.repeat(labels[index], copies)])
+
+
+def probabilities(model: LogisticRegression, features: np.ndarray, num_classes: int) -> np.ndarray:
+    """predict_proba with one column per class, including classes the model never saw."""
+    out = np.zeros((len(features), num_classes))
+    out[:, model.classes_] = model.predict_proba(features)
+    return out
+
+
+def _fit(features: np.ndarray, labels: np.ndarray, strength: float, config: HeadConfig, seed: int) -> LogisticRegression:
+    model = LogisticRegression(
+        C=strength, class_weight=config.class_weight, max_iter=config.max_iter, random_state=seed
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(features, labels)
+
+
+def group_splits(labels: np.ndarray, groups: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified, group-aware folds (indices into `labels`); fewer folds when groups are few."""
+    folds = max(2, min(folds, len(np.unique(groups))))
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class")
+        return list(splitter.split(np.zeros(len(labels)), labels, groups))
+
+
+def inner_predictions(
+    embeddings: Embeddings,
+    labels: np.ndarray,
+    groups: np.ndarray,
+    index: np.ndarray,
+    strength: float,
+    config: HeadConfig,
+    seed: int,
+) -> np.ndarray:
+    """Out-of-fold probabilities for the photos at `index`, from folds inside `index` only."""
+    num_classes = int(labels.max()) + 1
+    result = np.zeros((len(index), num_classes))
+    for inner_train, inner_test in group_splits(labels[index], groups[index], config.inner_folds, seed):
+        features, targets = training_rows(embeddings, labels, index[inner_train])
+        model = _fit(features, targets, strength, config, seed)
+        result[inner_test] = probabilities(model, embeddings.plain[index[inner_test]], num_classes)
+    return result
+
+
+def fit_head(
+    embeddings: Embeddings,
+    labels: np.ndarray,
+    groups: np.ndarray,
+    index: np.ndarray,
+    num_classes: int,
+    config: HeadConfig,
+    seed: int = 0,
+) -> FittedHead:
+    """Choose C on inner folds of the photos at `index`, then fit on all of them (+ augmented)."""
+    best = None
+    for strength in config.regularisation:
+        inner = inner_predictions(embeddings, labels, groups, index, strength, config, seed)
+        loss = log_loss(labels[index], np.clip(inner, 1e-7, 1), labels=list(range(num_classes)))
+        if best is None or loss < best[0]:
+            best = (loss, strength, inner)
+    loss, strength, inner = best
+    features, targets = training_rows(embeddings, labels, index)
+    model = _fit(features, targets, strength, config, seed)
+    return FittedHead(model, strength, inner, float(loss))
+
+
+def head_weights(model: LogisticRegression, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kernel D x classes, bias) of the Dense softmax layer equal to `model`."""
+    coef, intercept = model.coef_, model.intercept_
+    if len(model.classes_) == 2 and coef.shape[0] == 1:  # sklearn's binary form: sigmoid(w.x + b)
+        coef = np.vstack([np.zeros_like(coef), coef])
+        intercept = np.array([0.0, intercept[0]])
+    kernel = np.zeros((coef.shape[1], num_classes), np.float32)
+    bias = np.full(num_classes, MISSING_CLASS_BIAS, np.float32)
+    kernel[:, model.classes_] = coef.T
+    bias[model.classes_] = intercept
+    return kernel, bias
+
+
+def install_head(classifier, model: LogisticRegression, num_classes: int) -> None:
+    """Put the fitted head into the flat Keras classifier's `predictions` layer."""
+    classifier.get_layer("predictions").set_weights(list(head_weights(model, num_classes)))
+
+
+def fine_tune(
+    classifier,
+    train: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray],
+    layers: int,
+    epochs: int,
+    class_weight: dict[int, float] | None = None,
+    learning_rate: float = 1e-4,
+) -> dict:
+    """Fine-tune the last `layers` backbone layers (BatchNorm stays frozen) and the head.
+
+    `train` and `validation` are (normalised pixels, labels); training stops early when the
+    validation loss stops improving, and the best weights are restored.
+    """
+    import keras
+
+    trainable = [layer for layer in classifier.layers if layer.weights]
+    backbone = [layer for layer in trainable if layer.name not in ("predictions",)]
+    for layer in classifier.layers:
+        layer.trainable = False
+    for layer in backbone[-layers:] + [classifier.get_layer("predictions")]:
+        layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
+    classifier.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
+    history = classifier.fit(
+        train[0], train[1], validation_data=validation, epochs=epochs, batch_size=16,
+        class_weight=class_weight, callbacks=[stop], verbose=0,
+    )
+    return {"epochs_run": len(history.history["loss"]), "best_val_loss": float(min(history.history["val_loss"]))}
+
+
+def balanced_class_weight(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    counts = np.bincount(labels, minlength=num_classes)
+    return {i: float(len(labels) / (num_classes * c)) for i, c in enumerate(counts) if c > 0}
