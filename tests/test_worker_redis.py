@@ -222,3 +222,38 @@ async def test_queued_jobs_survive_a_redis_restart_with_aof(
     finally:
         server.kill()
         server.wait()
+
+
+async def test_retry_with_back_off_is_requeued_by_housekeeping(
+    redis_url, test_bundle_path, unique, photo, screener
+):
+    """Back-off retries wait in RQ's ScheduledJobRegistry; a worker's housekeeping thread (not a
+    forked scheduler) moves them back to the queue when due."""
+    from worker.reclaim import Housekeeping
+
+    settings = settings_for(redis_url, test_bundle_path, unique, retry_intervals_s=[1])
+    service = RedisScreeningService(settings, job_function="tests.worker_jobs.flaky_screen")
+    await service.start()
+    connection = redis.Redis.from_url(redis_url)
+    queue = Queue(settings.queue_name, connection=connection)
+    try:
+        await service.submit(request_for(unique, photo, 0))
+        jobs.install_screener(screener)
+        run_worker(settings, connection, burst=True)  # first try fails: scheduled for later
+        assert queue.count == 0 and queue.scheduled_job_registry.count == 1
+        housekeeping = Housekeeping(queue, f"hk-{unique}", ttl_s=3, sweep_interval_s=0.2)
+        housekeeping.start()
+        try:
+            deadline = time.monotonic() + 10
+            while queue.count == 0:
+                assert time.monotonic() < deadline, "the retry was never requeued"
+                await asyncio.sleep(0.1)
+        finally:
+            housekeeping.stop()
+        run_worker(settings, connection, burst=True)
+        (delivery,) = await collect(service, 1)
+        assert delivery.outcome.succeeded
+        assert int(connection.get(f"mpox:test:attempts:req-{unique}-0")) == 2
+    finally:
+        await service.close()
+        connection.delete(f"mpox:test:attempts:req-{unique}-0")

@@ -16,6 +16,7 @@ import threading
 from redis import Redis
 from rq import Queue
 from rq.registry import StartedJobRegistry
+from rq.scheduler import RQScheduler
 from rq.timeouts import TimerDeathPenalty
 
 log = logging.getLogger(__name__)
@@ -72,16 +73,23 @@ def _reclaim(queue: Queue) -> list[str]:
     return [job_id for _, job_id in abandoned]
 
 
-class Liveness:
-    """Refreshes this worker's liveness key and sweeps for dead workers' jobs, from a thread."""
+class Housekeeping:
+    """A worker's background thread: liveness key, dead-worker sweep, and due retries.
+
+    RQ's own scheduler (which moves retries waiting out their back-off to the queue) runs as a
+    forked process, and a fork of a TensorFlow process is unsafe; worse, it outlives a SIGKILLed
+    worker. So the same scheduling step (`RQScheduler.enqueue_scheduled_jobs`, under RQ's
+    scheduler lock) runs here, in a thread.
+    """
 
     def __init__(self, queue: Queue, worker_name: str, ttl_s: int, sweep_interval_s: float) -> None:
         self.queue = queue
         self.key = LIVENESS_KEY.format(name=worker_name)
         self.ttl_s = ttl_s
         self.sweep_interval_s = sweep_interval_s
+        self.scheduler = RQScheduler([queue], connection=queue.connection, name=worker_name)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="liveness", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="housekeeping", daemon=True)
 
     def start(self) -> None:
         self.queue.connection.set(self.key, "1", ex=self.ttl_s)
@@ -90,6 +98,7 @@ class Liveness:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+        self.scheduler.release_locks()
         self.queue.connection.delete(self.key)
 
     def _run(self) -> None:
@@ -98,5 +107,7 @@ class Liveness:
             try:
                 self.queue.connection.set(self.key, "1", ex=self.ttl_s)
                 reclaim_abandoned(self.queue)
+                self.scheduler.acquire_locks()  # acquires, refreshes, or leaves it to its holder
+                self.scheduler.enqueue_scheduled_jobs()
             except Exception:  # Redis away for a moment: keep trying, never kill the worker
-                log.exception("liveness refresh failed key=%s", self.key)
+                log.exception("housekeeping failed key=%s", self.key)

@@ -10,7 +10,7 @@ import uuid
 import redis
 from rq import Queue, SimpleWorker
 
-from worker.reclaim import Liveness
+from worker.reclaim import Housekeeping
 from worker.settings import WorkerSettings
 
 log = logging.getLogger("worker")
@@ -36,16 +36,16 @@ def run_worker(
     name: str | None = None,
     logging_level: str = "INFO",
 ) -> None:
-    """Work the queue (the Screener must be installed) with a liveness key held for the duration."""
+    """Work the queue (the Screener must be installed), with Housekeeping running meanwhile."""
     worker = build_worker(settings, connection, name)
-    liveness = Liveness(
+    housekeeping = Housekeeping(
         worker.queues[0], worker.name, settings.liveness_ttl_s, settings.sweep_interval_s
     )
-    liveness.start()
+    housekeeping.start()
     log.info("worker starting name=%s queue=%s burst=%s", worker.name, settings.queue_name, burst)
     try:
-        # with_scheduler: retries with back-off wait in RQ's ScheduledJobRegistry until due.
-        worker.work(burst=burst, with_scheduler=True, logging_level=logging_level)
+        # No with_scheduler: RQ would fork its scheduler; Housekeeping runs that step in a thread.
+        worker.work(burst=burst, logging_level=logging_level)
     finally:
-        liveness.stop()
+        housekeeping.stop()
     log.info("worker stopped name=%s", worker.name)
