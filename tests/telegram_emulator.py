@@ -92,6 +92,8 @@ class TelegramEmulator:
         self.chats: dict[int, dict[str, Any]] = {}
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.sent_by_bot: list[dict[str, Any]] = []  # messages the bot sent, in order
+        self.sent_at: dict[tuple[int, int], float] = {}  # (chat, message id) -> time.monotonic()
+        self._replies: dict[tuple[int, int], list[dict[str, Any]]] = {}  # (chat, replied-to id) -> replies
         self.edits: list[dict[str, Any]] = []
         self.chat_actions: list[tuple[int, str]] = []
         self.callback_answers: dict[str, dict[str, Any] | None] = {}
@@ -107,6 +109,7 @@ class TelegramEmulator:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
+        self._closing = False
 
     # Server lifecycle ----------------------------------------------------------------------------
     @property
@@ -152,6 +155,9 @@ class TelegramEmulator:
             pusher = asyncio.create_task(self._push_webhook())
             self._ready.set()
             await self._stop.wait()
+            self._closing = True  # pending long polls return (empty) instead of being cut off
+            self._new_update.set()
+            await asyncio.sleep(0.1)
             pusher.cancel()
             server.stop()
 
@@ -244,6 +250,20 @@ class TelegramEmulator:
                 raise TimeoutError(f"no matching message to {chat_id} in {timeout} s; sent: {texts}")
             await asyncio.sleep(0.02)
 
+    async def wait_for_reply(self, message: dict[str, Any], predicate: Callable[[dict[str, Any]], bool],
+                             timeout: float = 30.0) -> dict[str, Any]:
+        """The first reply of the bot to a message matching predicate (cheap: for benchmarks)."""
+        key = (message["chat"]["id"], message["message_id"])
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                found = next((m for m in self._replies.get(key, []) if predicate(m)), None)
+            if found is not None:
+                return found
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no matching reply to message {key} in {timeout} s")
+            await asyncio.sleep(0.005)
+
     async def wait_for_answer(self, query_id: str, timeout: float = 10.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while self.callback_answers.get(query_id) is None:
@@ -302,6 +322,9 @@ class TelegramEmulator:
             message["reply_markup"] = params["reply_markup"]
         self.messages[(chat_id, message["message_id"])] = message
         self.sent_by_bot.append(message)
+        self.sent_at[(chat_id, message["message_id"])] = time.monotonic()
+        if "reply_to_message" in message:
+            self._replies.setdefault((chat_id, message["reply_to_message"]["message_id"]), []).append(message)
         return message
 
     def _chat(self, chat_id: Any) -> dict[str, Any]:
@@ -474,7 +497,7 @@ class TelegramEmulator:
             self._new_update.clear()
             updates = self.take_updates(offset, limit)
             remaining = deadline - time.monotonic()
-            if updates or remaining <= 0:
+            if updates or remaining <= 0 or self._closing:
                 return updates
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new_update.wait(), remaining)
