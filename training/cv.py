@@ -40,7 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--positive-class", default="mpox")
     parser.add_argument("--target-sensitivity", type=float, default=0.95)
     parser.add_argument("--inconclusive-sensitivity", type=float, default=0.99,
-                        help="the inconclusive band starts where this sensitivity is reached")
+                        help="the inconclusive band starts where this sensitivity is reached...")
+    parser.add_argument("--inconclusive-min-specificity", type=float, default=0.85,
+                        help="...but never below the point where specificity falls under this")
     parser.add_argument("--quantization", default="int8", choices=("fp32", "dynamic", "fp16", "int8"))
     parser.add_argument("--export-backbone", help="backbone of the exported bundle (default: first)")
     parser.add_argument("--augmented-copies", type=int, default=4, help="augmented copies per training photo")

@@ -45,6 +45,15 @@ def choose_threshold(is_positive: np.ndarray, positive_probability: np.ndarray, 
     return float(min(1.0, reaching.max()))
 
 
+def threshold_for_specificity(is_positive: np.ndarray, positive_probability: np.ndarray, target: float) -> float:
+    """The lowest threshold on P(positive) that keeps specificity on these predictions >= target."""
+    negatives = np.sort(np.asarray(positive_probability)[~np.asarray(is_positive, bool)])
+    if len(negatives) == 0:
+        return 0.0
+    kept = min(len(negatives), max(1, math.ceil(target * len(negatives))))
+    return float(np.nextafter(negatives[kept - 1], np.inf))  # those `kept` negatives stay below it
+
+
 def rates_at(is_positive: np.ndarray, positive_probability: np.ndarray, threshold: float) -> tuple[float, float]:
     """(sensitivity, specificity) when P(positive) >= threshold counts as positive."""
     is_positive = np.asarray(is_positive, bool)

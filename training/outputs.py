@@ -11,13 +11,13 @@ import numpy as np
 
 from model.bundle import BundleManifest, Thresholds
 from training.audit import AuditReport, audit_markdown
-from training.evaluate import choose_threshold, mean_std, rates_at
+from training.evaluate import choose_threshold, mean_std, rates_at, threshold_for_specificity
 from training.export import export_bundle
 from training.quantize import quantization_markdown, quantization_study, representative
 from training.report import plot_confusion, plot_folds, plot_roc, summary_table, write_results_csv
 from training.run_info import git_sha, utc_now
 from training.study import StudyInputs, fit_final, out_of_fold, run_folds
-from training.train import HeadConfig, group_splits
+from training.train import HeadConfig, baseline_accuracies, group_splits
 
 DISCLAIMER = (
     "A screening aid, not a diagnosis. Figures come from cross-validation on the data named "
@@ -47,7 +47,11 @@ def operating_point(args, labels: np.ndarray, oof: np.ndarray, positive: int) ->
     """Thresholds chosen on out-of-fold predictions of every photo, and what they give there."""
     is_positive, p = labels == positive, oof[:, positive]
     threshold = choose_threshold(is_positive, p, args.target_sensitivity)
-    inconclusive = min(threshold, choose_threshold(is_positive, p, args.inconclusive_sensitivity))
+    # The band catches the last positives, but never so wide that it swallows most negatives.
+    inconclusive = min(threshold, max(
+        choose_threshold(is_positive, p, args.inconclusive_sensitivity),
+        threshold_for_specificity(is_positive, p, args.inconclusive_min_specificity),
+    ))
     sensitivity, specificity = rates_at(is_positive, p, threshold)
     in_band = (p >= inconclusive) & (p < threshold)
     return {
@@ -70,6 +74,20 @@ def _card_metrics(stats: dict, point: dict, folds: int, photos: int) -> dict:
         out_of_fold_specificity=round(point["oof_specificity"], 3),
     )
     return metrics
+
+
+def reference_baseline(inputs: StudyInputs, splits, seed: int) -> dict:
+    """Plain logistic regression, on our group-aware folds and on 5 ordinary stratified folds
+    (which let near-duplicates straddle train and test, and so flatter it)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    ordinary = list(StratifiedKFold(5, shuffle=True, random_state=seed).split(inputs.labels, inputs.labels))
+    grouped, straddling = baseline_accuracies(inputs.embeddings, inputs.labels, splits), baseline_accuracies(
+        inputs.embeddings, inputs.labels, ordinary)
+    return {
+        "group_folds_accuracy": {"mean": float(np.mean(grouped)), "std": float(np.std(grouped, ddof=1))},
+        "ordinary_5_fold_accuracy": {"mean": float(np.mean(straddling)), "std": float(np.std(straddling, ddof=1))},
+    }
 
 
 def export_final(args, inputs: StudyInputs, manifest_extra: dict, out: Path) -> Path:
@@ -107,14 +125,18 @@ def holdout_studies(args, inputs: StudyInputs, images, out: Path) -> tuple[list[
 
 
 def _summary_markdown(args, dataset, audit: AuditReport, stats: dict, points: dict, quant: list[dict],
-                      held_out: int, notes: list[str], export: str, folds: int) -> str:
-    point = points[export]
+                      held_out: int, notes: list[str], export: str, folds: int, baseline: dict) -> str:
+    point, grouped, ordinary = points[export], baseline["group_folds_accuracy"], baseline["ordinary_5_fold_accuracy"]
     lines = [
         f"# Study: {dataset.root.name} ({len(audit.names)} photos, {folds} group-aware folds)", "", DISCLAIMER, "",
         "## Cross-validation (mean ± std over folds)", "",
         "`sensitivity`/`specificity`: positive class by arg-max; `..._at_threshold`: P(positive) >= a "
         "threshold chosen on inner folds of each fold's training photos (never on its test photos).", "",
         summary_table(stats),
+        f"Reference ({export}): sklearn's default logistic regression on the frozen embedding reaches "
+        f"accuracy {grouped['mean']:.3f} ± {grouped['std']:.3f} on the same group-aware folds, and "
+        f"{ordinary['mean']:.3f} ± {ordinary['std']:.3f} on 5 ordinary stratified folds where near-duplicates "
+        "straddle train and test (optimistic).", "",
         "## Operating point (from out-of-fold predictions of every photo)", "",
         f"- {export}: P({args.positive_class}) >= {point['positive_threshold']:.4f} reaches sensitivity "
         f"{point['oof_sensitivity']:.3f} (target {args.target_sensitivity}) with specificity "
@@ -145,6 +167,7 @@ def finish_study(args, config, dataset, records, images, labels, audit, splits, 
         raise ValueError(f"--export-backbone {export} is not among the backbones that ran: {list(prepared)}")
     inputs = _inputs(args, prepared[export], class_names, labels, audit.groups)
     quant, held_out = holdout_studies(args, inputs, images, out)
+    baseline = reference_baseline(inputs, splits, args.seed)
     point = points[export]
     manifest_extra = {
         "thresholds": Thresholds(positive=point["positive_threshold"], inconclusive=point["inconclusive_threshold"]),
@@ -158,11 +181,11 @@ def finish_study(args, config, dataset, records, images, labels, audit, splits, 
     plot_roc(labels, oofs, positive, {n: (p["oof_sensitivity"], p["oof_specificity"]) for n, p in points.items()},
              out / "roc.png")
     summary = {"config": config, "audit": audit.summary(), "cv": stats, "operating_points": points,
-               "quantization": quant, "quantization_held_out_photos": held_out, "notes": notes,
+               "quantization": quant, "quantization_held_out_photos": held_out, "reference_baseline": baseline, "notes": notes,
                "export_backbone": export, "bundle": str(bundle_path)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
     (out / "summary.md").write_text(
-        _summary_markdown(args, dataset, audit, stats, points, quant, held_out, notes, export, len(splits)))
+        _summary_markdown(args, dataset, audit, stats, points, quant, held_out, notes, export, len(splits), baseline))
 
 
 def _json_default(value):

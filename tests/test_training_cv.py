@@ -1,0 +1,97 @@
+"""python -m training.cv --quick end to end on the shared photos, and resuming finished folds."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from tests.bundles import SHARED_DATA, SHARED_WEIGHTS
+from training import study
+from training.backbones import get_backbone
+from training.features import Embeddings
+from training.study import StudyInputs, run_folds
+from training.train import HeadConfig, group_splits
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    if not SHARED_DATA.is_dir() or not SHARED_WEIGHTS.is_file():
+        pytest.skip("shared photos or MobileNetV2-0.35 weights are not present")
+    from training.cv import main
+
+    out = tmp_path_factory.mktemp("study") / "run"
+    code = main(["--data", str(SHARED_DATA), "--out", str(out), "--weights-dir", str(SHARED_WEIGHTS.parent),
+                 "--quick", "--seed", "0"])
+    assert code == 0
+    return out
+
+
+def test_quick_run_writes_every_output(quick_run):
+    for name in ("results.csv", "summary.md", "summary.json", "config.json", "audit.md",
+                 "folds.png", "confusion_matrix.png", "roc.png", "gallery.png"):
+        assert (quick_run / name).is_file() and (quick_run / name).stat().st_size > 0, name
+    with (quick_run / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["fold"]) for r in rows] == [0, 1, 2]
+    assert all(0.5 < float(r["accuracy"]) <= 1.0 for r in rows)  # far above chance (~0.4 majority)
+    summary = json.loads((quick_run / "summary.json").read_text())
+    assert summary["quantization"][-1]["mode"] == "int8"
+    config = json.loads((quick_run / "config.json").read_text())
+    assert config["folds_used"] == 3 and "tensorflow" in " ".join(config["packages"])
+
+
+def test_audit_finds_the_same_lesion_photos_in_shared_data(quick_run):
+    groups = json.loads((quick_run / "summary.json").read_text())["audit"]["duplicate_groups"]
+    as_sets = [set(g) for g in groups]
+    assert any({"mpox/5.jfif", "mpox/10.jfif"} <= g for g in as_sets)  # crops of one photo
+    assert any({"mpox/23.jfif", "mpox/43.jfif"} <= g for g in as_sets)  # mirror images
+    assert any({"normal/24.jfif", "normal/25.jfif"} <= g for g in as_sets)
+
+
+def test_quick_bundle_loads_and_screens_a_photo(quick_run):
+    from model import Verdict, load_bundle, load_screener
+
+    bundle = load_bundle(quick_run / "bundle")
+    manifest = bundle.manifest
+    assert manifest.quantization == "int8" and manifest.positive_class == "mpox"
+    assert 0 < manifest.thresholds.inconclusive <= manifest.thresholds.positive < 1
+    assert manifest.training_data["audit"]["photos"] == 93 and manifest.code_version
+    screener = load_screener(quick_run / "bundle", heatmap_method=None)
+    result = screener.screen((SHARED_DATA / "mpox" / "10.jfif").read_bytes(), with_heatmap=False)
+    assert result.verdict in (Verdict.POSITIVE, Verdict.INCONCLUSIVE, Verdict.NEGATIVE)
+    assert abs(sum(result.probabilities.values()) - 1) < 1e-3
+
+
+def _synthetic_inputs(seed: int = 0) -> StudyInputs:
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(3), 12)
+    centres = rng.normal(size=(3, 8)) * 3
+    plain = centres[labels] + rng.normal(size=(36, 8))
+    augmented = plain[:, None, :] + rng.normal(scale=0.1, size=(36, 2, 8))
+    empty = np.zeros((36, 1, 1, 3), np.uint8)
+    return StudyInputs(
+        spec=get_backbone("mobilenet_v2_035"), weights=None, class_names=("a", "mpox", "c"), positive_class="mpox",
+        labels=labels, groups=np.arange(36) // 2, embeddings=Embeddings(plain, augmented), pixels=empty,
+        augmented_pixels=empty[:, None], head=HeadConfig(regularisation=(1.0,), inner_folds=2),
+        target_sensitivity=0.95,
+    )
+
+
+def test_resume_skips_finished_folds_and_redoes_changed_ones(tmp_path, monkeypatch):
+    inputs = _synthetic_inputs()
+    splits = group_splits(inputs.labels, inputs.groups, 3, 0)
+    first = run_folds(inputs, splits, tmp_path, "key-1")
+    (tmp_path / "fold_02.json").unlink()  # as if interrupted during the last fold
+    calls = []
+    real = study.run_fold
+    monkeypatch.setattr(study, "run_fold", lambda *a: calls.append(a[1]) or real(*a))
+    resumed = run_folds(inputs, splits, tmp_path, "key-1")
+    assert calls == [2]
+    assert [r["accuracy"] for r in resumed] == [r["accuracy"] for r in first]
+    run_folds(inputs, splits, tmp_path, "key-2")  # another configuration: nothing reused
+    assert calls == [2, 0, 1, 2]
