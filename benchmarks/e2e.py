@@ -2,7 +2,8 @@
 
 The bot runs as in production (Redis mode, long polling over real HTTP against
 tests/telegram_emulator.py on loopback) with 1, then 2 `python -m worker` processes. Each of N
-simulated users consents, then sends photos one after another, waiting for each reply. Prints
+simulated users consents, then sends photos one after another, waiting for each reply and pausing
+--think-s seconds on average before the next (0: back to back, the saturation throughput). Prints
 p50/p95 photo-to-reply latency (the user's photo arriving at "Telegram" until the bot's result
 photo arrives there) and photos/s, and counts failures (no reply, or an error reply).
 
@@ -19,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -57,13 +59,16 @@ async def wait_for_workers(service: RedisScreeningService, count: int, timeout: 
 
 
 async def simulate_user(telegram, user_id: int, photos: list[bytes], count: int, latencies: list[float],
-                        failures: list[str]) -> None:
+                        failures: list[str], think_s: float = 0.0) -> None:
     user = telegram.user(user_id)
     telegram.send_text(user, "/start")
     notice = await telegram.wait_for(user.id, lambda m: "reply_markup" in m)
     telegram.press(user, notice, button_data(notice, "consent:"))
     await asyncio.sleep(0.5)
+    pause = random.Random(user_id)
     for n in range(count):
+        # A person looks at the reply and takes the next photo: think_s on average (0.5x to 1.5x).
+        await asyncio.sleep(think_s * pause.uniform(0.5, 1.5))
         sent_at = time.monotonic()
         message = telegram.send_photo(user, photos[(user_id + n) % len(photos)])
         try:
@@ -96,7 +101,7 @@ async def run(workers: int, args: argparse.Namespace, bundle: Path, photos: list
             failures: list[str] = []
             started = time.monotonic()
             await asyncio.gather(*(
-                simulate_user(telegram, 1000 + n, photos, args.photos_per_user, latencies, failures)
+                simulate_user(telegram, 1000 + n, photos, args.photos_per_user, latencies, failures, args.think_s)
                 for n in range(args.users)
             ))
             elapsed = time.monotonic() - started
@@ -105,7 +110,7 @@ async def run(workers: int, args: argparse.Namespace, bundle: Path, photos: list
         connection.delete(key)
     ms = [value * 1000 for value in latencies]
     print(
-        f"workers={workers} users={args.users} photos={len(ms)} failures={len(failures)} "
+        f"workers={workers} users={args.users} think_s={args.think_s:g} photos={len(ms)} failures={len(failures)} "
         f"p50_ms={percentile(ms, 50):.0f} p95_ms={percentile(ms, 95):.0f} "
         f"photos_per_s={len(ms) / elapsed:.2f}",
         flush=True,
@@ -119,6 +124,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--photos-per-user", type=int, default=5)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--think-s", type=float, default=3.0,
+                        help="mean pause between a reply and the person's next photo (0: back to back)")
     parser.add_argument("--bundle", type=Path)
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15"))
     args = parser.parse_args()

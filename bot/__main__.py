@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     export.add_argument("folder", type=Path)
     sub.add_parser("compile-catalogues", help="compile the gettext .po files to .mo")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s")
     # httpx logs every request URL, and Bot API URLs contain the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 

@@ -8,7 +8,6 @@ import logging
 
 from telegram import BotCommand, Update
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     CallbackQueryHandler,
     CommandHandler,
@@ -21,6 +20,7 @@ from bot import clinicians, commands, consent, deliveries, messages
 from bot.deps import DEPS_KEY, Deps, deps
 from bot.i18n import translator
 from bot.photos import IMAGE_MIME_TYPES, photo
+from bot.ratelimit import MessageRateLimiter
 from bot.settings import LANGUAGES, BotSettings
 from bot.store import Store
 from worker.service import ScreeningService
@@ -39,13 +39,13 @@ COMMANDS = {
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log the error (no names, no photos) and tell the person something went wrong."""
-    log.error("handler failed", exc_info=context.error, extra={"event": "handler_error"})
+    log.error("event=handler_error error=%s", type(context.error).__name__, exc_info=context.error)
     if isinstance(update, Update) and update.effective_chat is not None:
         _ = deps(context).translate_for(update.effective_user)
         try:
             await context.bot.send_message(update.effective_chat.id, _(messages.SOMETHING_WENT_WRONG))
         except Exception:  # telling them failed too (e.g. Telegram unreachable): logged above
-            log.warning("could not report the error to the chat", extra={"event": "error_report_failed"})
+            log.warning("event=error_report_failed")
 
 
 async def post_init(application: Application) -> None:
@@ -76,7 +76,7 @@ def build_app(settings: BotSettings, service: ScreeningService) -> Application:
     builder = (
         Application.builder()
         .token(settings.telegram_token.get_secret_value())
-        .rate_limiter(AIORateLimiter())
+        .rate_limiter(MessageRateLimiter())
         .post_init(post_init)
         .post_shutdown(post_shutdown)
     )
@@ -87,7 +87,8 @@ def build_app(settings: BotSettings, service: ScreeningService) -> Application:
     application = builder.build()
     application.bot_data[DEPS_KEY] = Deps(settings, Store(settings.database_path), service)
 
-    private = filters.ChatType.PRIVATE
+    # New messages in private chats only: an edited photo is not screened a second time.
+    private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
     image_file = filters.Document.MimeType(IMAGE_MIME_TYPES[0])
     for mime in IMAGE_MIME_TYPES[1:]:
         image_file |= filters.Document.MimeType(mime)

@@ -58,7 +58,7 @@ async def announce(bot: Bot, d: Deps, case: Case, reminder: bool = False) -> Non
     else:
         await bot.send_message(chat_id, summary, reply_markup=keyboard)
     d.store.record_announced(case.case_id)
-    log.info("case announced", extra={"event": "announced", "case_id": case.case_id, "reminder": reminder})
+    log.info("event=announced case_id=%s reminder=%s", case.case_id, reminder)
 
 
 def is_clinician(d: Deps, update: Update) -> bool:
@@ -77,7 +77,7 @@ async def review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     _ = d.clinician_translate
     decision, _sep, case_id = query.data.removeprefix(REVIEW_PREFIX).partition(":")
     if not is_clinician(d, update) or decision not in messages.DECISION_BUTTONS:
-        log.warning("review refused", extra={"event": "review_refused", "case_id": case_id})
+        log.warning("event=review_refused case_id=%s chat_id=%s", case_id, update.effective_chat.id)
         await query.answer(_(messages.CLINICIANS_ONLY), show_alert=True)
         return
     case = d.store.case(case_id)
@@ -89,7 +89,7 @@ async def review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if recorded is None:
         await query.answer(_(messages.ALREADY_REVIEWED), show_alert=True)
         return
-    log.info("case reviewed", extra={"event": "reviewed", "case_id": case_id, "decision": decision})
+    log.info("event=reviewed case_id=%s decision=%s", case_id, decision)
     await query.answer(_(messages.REVIEW_SAVED))
     reviewed_line = _(messages.CLINICIAN_REVIEWED).format(
         decision=_(messages.DECISION_BUTTONS[decision]),

@@ -59,7 +59,7 @@ async def delete(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     d = deps(context)
     _ = d.translate_for(update.effective_user)  # before erasing: the language is part of it
     erased = d.store.erase_user(update.effective_user.id)
-    log.info("user data erased", extra={"event": "erase", "cases": erased})
+    log.info("event=erased cases=%d", erased)
     await update.effective_message.reply_text(_(messages.DELETED))
 
 

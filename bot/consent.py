@@ -55,7 +55,7 @@ async def agree(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     language = d.language_of(user)
     d.store.record_consent(user.id)
     d.store.set_language(user.id, language)
-    log.info("consent recorded", extra={"event": "consent"})
+    log.info("event=consent language=%s", language)
     _ = d.translate_for(user)
     await update.callback_query.answer()
     await update.callback_query.edit_message_reply_markup(reply_markup=None)

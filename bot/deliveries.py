@@ -51,13 +51,10 @@ async def send_outcome(bot: Bot, d: Deps, delivery: Delivery) -> None:
         if result.verdict is Verdict.POSITIVE and d.settings.clinician_chat_id is not None:
             await clinicians.announce(bot, d, d.store.case(case.case_id))
     log.info(
-        "result sent",
-        extra={
-            "event": "answered",
-            "case_id": outcome.request_id,
-            "verdict": result.verdict.value if result else None,
-            "failure": outcome.failure.value if outcome.failure else None,
-        },
+        "event=answered case_id=%s verdict=%s failure=%s",
+        outcome.request_id,
+        result.verdict.value if result else None,
+        outcome.failure.value if outcome.failure else None,
     )
 
 
@@ -70,12 +67,12 @@ async def answer(bot: Bot, d: Deps, delivery: Delivery) -> None:
                 await send_outcome(bot, d, delivery)
                 break
             except (Forbidden, BadRequest) as exc:  # blocked the bot, or chat gone: cannot answer
-                log.warning("cannot answer", extra={"event": "undeliverable", "case_id": request_id, "error": type(exc).__name__})
+                log.warning("event=undeliverable case_id=%s error=%s", request_id, type(exc).__name__)
                 break
             except TelegramError as exc:
                 if attempt == SEND_TRIES - 1:
                     # Left unacknowledged: it is delivered again when the bot restarts.
-                    log.error("answer failed", extra={"event": "answer_failed", "case_id": request_id, "error": str(exc)})
+                    log.error("event=answer_failed case_id=%s error=%s", request_id, type(exc).__name__)
                     return
                 await asyncio.sleep(2**attempt)
         d.store.mark_delivered(request_id)
@@ -93,7 +90,7 @@ async def consume(application: Application) -> None:
             try:
                 await answer(application.bot, d, delivery)
             except Exception:  # one bad delivery must not stop the others
-                log.exception("delivery failed", extra={"event": "delivery_error", "case_id": delivery.outcome.request_id})
+                log.exception("event=delivery_error case_id=%s", delivery.outcome.request_id)
 
     async for delivery in d.service.deliveries():
         await slots.acquire()  # back-pressure: read no faster than we answer
@@ -114,7 +111,7 @@ async def notify_delayed(context: ContextTypes.DEFAULT_TYPE) -> None:
             _(messages.DELAYED),
             reply_parameters=ReplyParameters(case.message_id, allow_sending_without_reply=True),
         )
-        log.info("result delayed", extra={"event": "delayed", "case_id": case.case_id})
+        log.info("event=delayed case_id=%s", case.case_id)
 
 
 async def purge_expired(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -122,4 +119,4 @@ async def purge_expired(context: ContextTypes.DEFAULT_TYPE) -> None:
     d = deps(context)
     purged = d.store.purge(time.time() - d.settings.retention_days * 86400)
     if purged:
-        log.info("cases purged", extra={"event": "purged", "cases": purged})
+        log.info("event=purged cases=%d", purged)

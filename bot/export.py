@@ -38,7 +38,7 @@ async def export_reviewed(settings: BotSettings, folder: Path) -> dict[str, int]
                 try:
                     telegram_file = await bot.get_file(case.photo_file_id)
                 except TelegramError as exc:  # expired or too large: skip it, keep the rest
-                    log.warning("photo not exported", extra={"case_id": case.case_id, "error": str(exc)})
+                    log.warning("event=not_exported case_id=%s error=%s", case.case_id, exc)
                     continue
                 suffix = Path(telegram_file.file_path or "").suffix.lower() or ".jpg"
                 target = folder / class_name / f"{case.case_id}{suffix}"

@@ -73,10 +73,10 @@ async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await d.service.submit(request)
     except ServiceUnavailable:
         d.store.delete_case(request.request_id)
-        log.warning("queue unavailable", extra={"event": "submit_failed", "case_id": request.request_id})
+        log.warning("event=submit_failed case_id=%s", request.request_id)
         await message.reply_text(_(messages.QUEUE_UNAVAILABLE))
         return
-    log.info("photo queued", extra={"event": "queued", "case_id": request.request_id, "bytes": len(photo_bytes)})
+    log.info("event=queued case_id=%s bytes=%d", request.request_id, len(photo_bytes))
     if (await d.service.health()).workers == 0:
         d.store.record_delayed_notice(request.request_id)
         await message.reply_text(_(messages.DELAYED))

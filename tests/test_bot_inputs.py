@@ -145,3 +145,20 @@ async def test_delete_erases_consent_and_cases(telegram, bot, shared_photo_paths
     telegram.send_photo(user, shared_photo_paths[2].read_bytes())
     notice = await telegram.wait_for(user.id, lambda m: True, after=count)
     assert "I agree" in str(notice["reply_markup"])
+
+
+async def test_a_failing_handler_tells_the_user_and_the_bot_carries_on(telegram, bot, shared_photo_paths, monkeypatch):
+    user = await consented_user(telegram, 295)
+    store = bot.bot_data["deps"].store
+
+    def store_down(*args, **kwargs):
+        raise RuntimeError("disk I/O error")
+
+    monkeypatch.setattr(store, "photos_since", store_down)
+    count = len(telegram.sent(user.id))
+    telegram.send_photo(user, shared_photo_paths[4].read_bytes())
+    reply = await telegram.wait_for(user.id, lambda m: True, after=count)
+    assert "something went wrong" in text_of(reply)
+    monkeypatch.undo()
+    telegram.send_photo(user, shared_photo_paths[4].read_bytes())
+    await telegram.wait_for(user.id, lambda m: "photo" in m, timeout=60)
