@@ -81,6 +81,7 @@ async def run_round(redis_url, bundle, photo, victims, report, rng) -> None:
             name: start_worker(settings, "--name", name, CHAOS_SLOW_S=str(SLOW_S)) for name in names
         }
         kill_at: dict[str, float] = {}
+        killed: set[str] = set()
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             all_started = all(
@@ -96,9 +97,10 @@ async def run_round(redis_url, bundle, photo, victims, report, rng) -> None:
                     kill_at[name] = time.monotonic() + rng.uniform(0.0, SLOW_S * 0.8)
             for name, when in kill_at.items():
                 process = processes[name]
-                if time.monotonic() >= when and process.poll() is None:
+                if time.monotonic() >= when and name not in killed:
                     busy = _running(connection, settings, name)
                     process.send_signal(signal.SIGKILL)
+                    killed.add(name)
                     report.killed_mid_job += busy
             if all(p.poll() is not None for p in processes.values()):
                 break

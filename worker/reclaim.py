@@ -22,9 +22,9 @@ from rq.timeouts import TimerDeathPenalty
 log = logging.getLogger(__name__)
 
 LIVENESS_KEY = "mpox:worker-alive:{name}"
-# One sweeper at a time per queue, so a job is not retried twice. Short-lived: a sweeper killed
-# while holding it blocks the others for seconds, not RQ's 15-minute maintenance lock.
-SWEEP_LOCK_KEY = "mpox:sweep-lock:{queue}"
+# One sweeper at a time per queue, RQ's maintenance included (it cleans the same registry), so a
+# job is not retried twice: RQ's maintenance lock key, but held for seconds, not RQ's 15 minutes,
+# so a sweeper killed while holding it blocks the others only briefly.
 SWEEP_LOCK_TTL_S = 10
 
 
@@ -42,7 +42,7 @@ def is_alive(connection: Redis, worker_name: str) -> bool:
 def reclaim_abandoned(queue: Queue) -> list[str]:
     """Retry or fail every started job whose worker is dead; returns their job ids."""
     connection = queue.connection
-    lock = SWEEP_LOCK_KEY.format(queue=queue.name)
+    lock = queue.registry_cleaning_key
     if not connection.set(lock, "1", nx=True, ex=SWEEP_LOCK_TTL_S):
         return []  # another process is sweeping this queue right now
     try:
