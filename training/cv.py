@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -52,7 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model-version", default="0.1.0")
     parser.add_argument("--quick", action="store_true", help="smoke run: 3 folds, 1 copy, no fine-tuning")
     parser.add_argument("--seed", type=int, default=0)
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    args.command = shlex.join(["python", "-m", "training.cv", *argv])
     if args.quick:
         args.folds = min(args.folds, 3)
         args.augmented_copies = min(args.augmented_copies, 1)
