@@ -51,6 +51,8 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def post_init(application: Application) -> None:
     d: Deps = application.bot_data[DEPS_KEY]
     await d.service.start()
+    if d.settings.embedded:
+        await deliveries.answer_lost_requests(application.bot, d)
     # The command menu in each language (Telegram picks it from the user's app language).
     for language in (None, *LANGUAGES):
         _ = translator(language or d.settings.default_language)

@@ -92,12 +92,35 @@ async def consume(application: Application) -> None:
             except Exception:  # one bad delivery must not stop the others
                 log.exception("event=delivery_error case_id=%s", delivery.outcome.request_id)
 
-    async for delivery in d.service.deliveries():
-        await slots.acquire()  # back-pressure: read no faster than we answer
-        slots.release()
-        task = asyncio.create_task(answer_in_slot(delivery))
-        running.add(task)
-        task.add_done_callback(running.discard)
+    while True:
+        try:
+            async for delivery in d.service.deliveries():
+                await slots.acquire()  # back-pressure: read no faster than we answer
+                slots.release()
+                task = asyncio.create_task(answer_in_slot(delivery))
+                running.add(task)
+                task.add_done_callback(running.discard)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the stream broke: read again (unacked outcomes come first), never stop
+            log.exception("event=deliveries_failed retry_in_s=1")
+            await asyncio.sleep(1.0)
+
+
+async def answer_lost_requests(bot: Bot, d: Deps) -> None:
+    """Embedded mode keeps outcomes in memory: photos queued before a restart are lost; say so."""
+    for case in d.store.cases_without_reply():
+        _ = translator(d.store.language(case.user_id) or d.settings.default_language)
+        d.store.mark_delivered(case.case_id)
+        try:
+            await bot.send_message(
+                case.chat_id,
+                messages.with_disclaimer(_, _(messages.FAILED)),
+                reply_parameters=ReplyParameters(case.message_id, allow_sending_without_reply=True),
+            )
+        except TelegramError as exc:
+            log.warning("event=undeliverable case_id=%s error=%s", case.case_id, type(exc).__name__)
+        log.info("event=lost_on_restart case_id=%s", case.case_id)
 
 
 async def notify_delayed(context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -185,6 +185,14 @@ class Store:
         ).fetchall()
         return [_case(row) for row in rows]
 
+    def cases_without_reply(self) -> list[Case]:
+        """Cases whose outcome never arrived (answered or not with a delayed notice)."""
+        rows = self._db.execute(
+            "SELECT * FROM cases WHERE verdict IS NULL"
+            " AND case_id NOT IN (SELECT request_id FROM delivered)"
+        ).fetchall()
+        return [_case(row) for row in rows]
+
     def cases_awaiting_review(self, announced_before: float) -> list[Case]:
         rows = self._db.execute(
             "SELECT * FROM cases WHERE announced_at IS NOT NULL AND announced_at<?"

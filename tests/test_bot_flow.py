@@ -40,3 +40,20 @@ async def test_consent_photo_reply(telegram, test_bundle_path, shared_photo_path
         assert DISCLAIMER in text_of(reply)
         assert "coloured areas" in text_of(reply)
         assert (alice.id, "typing") in telegram.chat_actions
+
+
+async def test_embedded_restart_tells_people_whose_photo_was_lost(telegram, test_bundle_path, tmp_path):
+    """Embedded mode keeps outcomes in memory: a photo queued before a restart is answered anyway."""
+    from bot.store import Store
+
+    settings = bot_settings(telegram, test_bundle_path, tmp_path / "bot.sqlite3")
+    bob = telegram.user(102)
+    photo = telegram.send_text(bob, "a message, so the chat exists")  # any earlier message to reply to
+    store = Store(settings.database_path)
+    store.record_consent(bob.id)
+    store.add_case("lost-in-restart", bob.id, bob.id, photo["message_id"], "file-id", False)
+    store.close()
+    async with running_bot(settings) as application:
+        reply = await telegram.wait_for(bob.id, lambda m: "could not be screened" in text_of(m))
+        assert "send it again" in text_of(reply) and DISCLAIMER in text_of(reply)
+        assert application.bot_data["deps"].store.is_delivered("lost-in-restart")
