@@ -1,6 +1,6 @@
 """Wall time of the frozen-phase 10-fold study of one backbone, and its projection to 400 photos.
 
-    .venv/bin/python benchmarks/study.py [--data DIR] [--weights-dir DIR] [--backbone mobilenet_v2_035]
+    .venv/bin/python -m benchmarks.study [--data DIR] [--weights-dir DIR] [--backbone mobilenet_v2_035]
 
 Stages timed on the real photos: decode, resize + augmented copies, embeddings, audit, the 10
 folds (head fitting with inner model selection, thresholds, metrics). The projection to MCSI's
