@@ -51,10 +51,13 @@ def resolve_bundle(bundle: Path | None) -> Path:
     return build_test_bundle(Path(tempfile.mkdtemp()) / "bundle").path
 
 
-def screen_in_process(bundle: Path, photos: list[bytes]) -> list[float]:
-    from model import load_screener
+def screen_in_process(settings: WorkerSettings, photos: list[bytes]) -> list[float]:
+    """The core's own screen time, with the Screener loaded as a worker loads it."""
+    from worker.jobs import load_screener
 
-    screener = load_screener(bundle)
+    if settings.tf_threads:
+        os.environ.setdefault("OMP_NUM_THREADS", str(settings.tf_threads))
+    screener = load_screener(settings)
     times = []
     for photo in photos:
         start = time.perf_counter()
@@ -134,7 +137,7 @@ def main() -> None:
     photos = [p.read_bytes() for p in (paths[: args.photos] if args.photos else paths)]
     print(f"bundle={bundle} photos={len(photos)} cpus={os.cpu_count()}", flush=True)
 
-    screen_ms = screen_in_process(bundle, photos)
+    screen_ms = screen_in_process(WorkerSettings(model_bundle=bundle), photos)
     screen_p50 = statistics.median(screen_ms)
     print(
         f"in-process screen: p50={screen_p50:.1f} ms p95={percentile(screen_ms, 95):.1f} ms "

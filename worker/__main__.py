@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
             "REDIS_URL is not set: the bot screens in-process (embedded mode), no worker needed"
         )
         return 2
+    if settings.tf_threads:  # oneDNN's OpenMP pool too; read once, when TensorFlow loads
+        os.environ.setdefault("OMP_NUM_THREADS", str(settings.tf_threads))
     connection = redis.Redis.from_url(settings.redis_url)
     jobs.install_screener(jobs.load_screener(settings))
 

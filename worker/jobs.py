@@ -30,10 +30,25 @@ _screener: Any = None  # model.Screener; Any so importing this module never pull
 _screener_lock = threading.Lock()
 
 
+def limit_tf_threads(threads: int) -> None:
+    """Cap TensorFlow's thread pools: one worker process per core scales; each using every core
+    (TF's default) makes them fight over the cores. Only possible before TensorFlow first runs."""
+    if not threads:
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow already ran in this process: keep its pools
+        log.warning("TensorFlow already initialised; tf_threads=%d not applied", threads)
+
+
 def load_screener(settings: WorkerSettings) -> Any:
     """Load and warm the bundle named in the settings (seconds: TensorFlow, LiteRT, a first run)."""
     from model import load_screener as load
 
+    limit_tf_threads(settings.tf_threads)
     start = time.perf_counter()
     screener = load(
         settings.model_bundle,

@@ -43,6 +43,11 @@ class WorkerSettings(ModelSettings):
         gt=0,
         description="Approximate cap on the result stream (acked entries are deleted).",
     )
+    tf_threads: int = Field(
+        1,
+        ge=0,
+        description="TensorFlow threads per process (heatmaps); 0: TF's default (all cores).",
+    )
     embedded_threads: int = Field(1, ge=1, description="Embedded mode: threads screening photos.")
     liveness_ttl_s: int = Field(
         15,
