@@ -95,3 +95,31 @@ def test_resume_skips_finished_folds_and_redoes_changed_ones(tmp_path, monkeypat
     assert [r["accuracy"] for r in resumed] == [r["accuracy"] for r in first]
     run_folds(inputs, splits, tmp_path, "key-2")  # another configuration: nothing reused
     assert calls == [2, 0, 1, 2]
+
+
+def test_missing_backbone_weights_stop_with_a_clear_message(tmp_path, capsys):
+    from training.cv import main
+
+    data = tmp_path / "data"
+    from PIL import Image
+
+    for name in ("mpox", "normal"):
+        (data / name).mkdir(parents=True)
+        Image.new("RGB", (80, 80), "tan").save(data / name / "a.png")
+    code = main(["--data", str(data), "--out", str(tmp_path / "out"), "--backbones", "resnet50",
+                 "--weights-dir", str(tmp_path)])
+    assert code == 2
+    message = capsys.readouterr().err
+    assert "resnet50" in message and "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
+    assert "Traceback" not in message
+
+
+def test_several_backbones_skip_the_unavailable_ones_with_a_note(tmp_path):
+    from training.cv import parse_args, prepare_all
+
+    args = parse_args(["--data", "x", "--out", "y", "--backbones", "resnet50,not_a_backbone",
+                       "--weights-dir", str(tmp_path)])
+    with pytest.raises(FileNotFoundError) as caught:
+        prepare_all(args, [], [], tmp_path)
+    notes = str(caught.value)
+    assert "skipped resnet50" in notes and "skipped not_a_backbone: unknown backbone" in notes
