@@ -60,11 +60,6 @@ class Dataset:
         index = {name: i for i, name in enumerate(self.class_names)}
         return np.array([index[r.label] for r in self.records], dtype=np.int64)
 
-    def subset(self, keep: np.ndarray | list[int]) -> Dataset:
-        """The same data set restricted to the records at `keep` (class names unchanged)."""
-        records = tuple(self.records[i] for i in keep)
-        return Dataset(self.root, self.layout, records, self.class_names, self.missing)
-
 
 def _is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
