@@ -231,7 +231,7 @@ async def test_retry_with_back_off_is_requeued_by_housekeeping(
     forked scheduler) moves them back to the queue when due."""
     from worker.reclaim import Housekeeping
 
-    settings = settings_for(redis_url, test_bundle_path, unique, retry_intervals_s=[1])
+    settings = settings_for(redis_url, test_bundle_path, unique, retry_intervals_s=[4])
     service = RedisScreeningService(settings, job_function="tests.worker_jobs.flaky_screen")
     await service.start()
     connection = redis.Redis.from_url(redis_url)
@@ -244,7 +244,7 @@ async def test_retry_with_back_off_is_requeued_by_housekeeping(
         housekeeping = Housekeeping(queue, f"hk-{unique}", ttl_s=3, sweep_interval_s=0.2)
         housekeeping.start()
         try:
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 20
             while queue.count == 0:
                 assert time.monotonic() < deadline, "the retry was never requeued"
                 await asyncio.sleep(0.1)

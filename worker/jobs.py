@@ -24,6 +24,9 @@ from worker.outcomes import outcome_for, publish_outcome
 from worker.settings import WorkerSettings
 from worker.types import FailureKind, ScreeningRequest
 
+# How long the "outcome already published" marker lives: longer than any job can be retried.
+PUBLISHED_MARKER_TTL_S = 7 * 86400
+
 log = logging.getLogger(__name__)
 
 _screener: Any = None  # model.Screener; Any so importing this module never pulls in TensorFlow
@@ -113,7 +116,7 @@ def _publish(job: Job, connection: Redis, outcome) -> None:
         meta["results_stream"],
         outcome,
         maxlen=int(meta.get("results_stream_maxlen", 100_000)),
-        marker_ttl_s=int(job.failure_ttl or 7 * 86400),
+        marker_ttl_s=PUBLISHED_MARKER_TTL_S,
     )
 
 

@@ -22,10 +22,14 @@ class WorkerSettings(ModelSettings):
         "screening", validation_alias="SCREENING_QUEUE", description="RQ queue of screening jobs."
     )
     job_timeout_s: int = Field(60, gt=0, description="A try running longer than this is killed.")
+    # A job's arguments hold the user's photo: a finished job is deleted at once (its outcome
+    # is already on the result stream), a failed one kept only briefly for diagnosis.
     result_ttl_s: int = Field(
-        86400, ge=0, description="How long RQ keeps a finished job (and its photo)."
+        0, ge=0, description="How long RQ keeps a finished job and its photo (0: deleted at once)."
     )
-    failure_ttl_s: int = Field(7 * 86400, ge=0, description="How long RQ keeps a failed job.")
+    failure_ttl_s: int = Field(
+        3600, ge=0, description="How long RQ keeps a failed job and its photo, for diagnosis."
+    )
     max_retries: int = Field(
         2, ge=0, description="Tries after the first, for errors, timeouts, lost workers."
     )
