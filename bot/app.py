@@ -43,7 +43,9 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     if isinstance(update, Update) and update.effective_chat is not None:
         _ = deps(context).translate_for(update.effective_user)
         try:
-            await context.bot.send_message(update.effective_chat.id, _(messages.SOMETHING_WENT_WRONG))
+            await context.bot.send_message(
+                update.effective_chat.id, messages.with_disclaimer(_, _(messages.SOMETHING_WENT_WRONG))
+            )
         except Exception:  # telling them failed too (e.g. Telegram unreachable): logged above
             log.warning("event=error_report_failed")
 

@@ -30,7 +30,7 @@ async def privacy(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     d = deps(context)
     _ = d.translate_for(update.effective_user)
     await update.effective_message.reply_text(
-        _(messages.PRIVACY).format(days=f"{d.settings.retention_days:g}")
+        messages.with_disclaimer(_, _(messages.PRIVACY).format(days=f"{d.settings.retention_days:g}"))
     )
 
 
@@ -40,7 +40,9 @@ async def language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     keyboard = InlineKeyboardMarkup(
         [[InlineKeyboardButton(LANGUAGE_NAMES[code], callback_data=LANGUAGE_PREFIX + code) for code in LANGUAGES]]
     )
-    await update.effective_message.reply_text(_(messages.CHOOSE_LANGUAGE), reply_markup=keyboard)
+    await update.effective_message.reply_text(
+        messages.with_disclaimer(_, _(messages.CHOOSE_LANGUAGE)), reply_markup=keyboard
+    )
 
 
 async def set_language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -51,7 +53,10 @@ async def set_language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         return
     deps(context).store.set_language(update.effective_user.id, code)
     await update.callback_query.answer()
-    await update.callback_query.edit_message_text(translator(code)(messages.LANGUAGE_SET))
+    chosen = translator(code)
+    await update.callback_query.edit_message_text(
+        messages.with_disclaimer(chosen, chosen(messages.LANGUAGE_SET))
+    )
 
 
 async def delete(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -60,7 +65,7 @@ async def delete(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     _ = d.translate_for(update.effective_user)  # before erasing: the language is part of it
     erased = d.store.erase_user(update.effective_user.id)
     log.info("event=erased cases=%d", erased)
-    await update.effective_message.reply_text(_(messages.DELETED))
+    await update.effective_message.reply_text(messages.with_disclaimer(_, _(messages.DELETED)))
 
 
 async def other_content(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -68,4 +73,4 @@ async def other_content(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     _ = deps(context).translate_for(update.effective_user)
     message = update.effective_message
     text = messages.UNSUPPORTED_FILE if message.document else messages.OTHER_CONTENT
-    await message.reply_text(_(text))
+    await message.reply_text(messages.with_disclaimer(_, _(text)))

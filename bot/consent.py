@@ -59,4 +59,4 @@ async def agree(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     _ = d.translate_for(user)
     await update.callback_query.answer()
     await update.callback_query.edit_message_reply_markup(reply_markup=None)
-    await update.effective_chat.send_message(_(messages.CONSENT_THANKS))
+    await update.effective_chat.send_message(messages.with_disclaimer(_, _(messages.CONSENT_THANKS)))

@@ -131,7 +131,7 @@ async def notify_delayed(context: ContextTypes.DEFAULT_TYPE) -> None:
         d.store.record_delayed_notice(case.case_id)
         await context.bot.send_message(
             case.chat_id,
-            _(messages.DELAYED),
+            messages.with_disclaimer(_, _(messages.DELAYED)),
             reply_parameters=ReplyParameters(case.message_id, allow_sending_without_reply=True),
         )
         log.info("event=delayed case_id=%s", case.case_id)

@@ -147,6 +147,7 @@ REVIEW_SAVED = N_("Review saved.")
 
 
 def with_disclaimer(_: Translate, *parts: str) -> str:
+    """Every message a person receives ends with the disclaimer: it is a screen, not a diagnosis."""
     return "\n\n".join([*parts, _(DISCLAIMER)])
 
 

@@ -50,15 +50,19 @@ async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     recent = d.store.photos_since(user.id, time.time() - settings.user_rate_window_s)
     if recent >= settings.user_rate_limit:
         minutes = max(1, round(settings.user_rate_window_s / 60))
-        await message.reply_text(_(messages.RATE_LIMITED).format(count=recent, minutes=minutes))
+        await message.reply_text(
+            messages.with_disclaimer(_, _(messages.RATE_LIMITED).format(count=recent, minutes=minutes))
+        )
         return
     file_id, file_size, is_document = photo_file(message)
     if file_size is not None and file_size > size_limit(d):
         await message.reply_text(
-            _(messages.TOO_LARGE).format(size=f"{file_size / MB:.1f}", limit=f"{size_limit(d) / MB:g}")
+            messages.with_disclaimer(
+                _, _(messages.TOO_LARGE).format(size=f"{file_size / MB:.1f}", limit=f"{size_limit(d) / MB:g}")
+            )
         )
         return
-    await message.reply_text(_(messages.ANALYSING))
+    await message.reply_text(messages.with_disclaimer(_, _(messages.ANALYSING)))
     await message.chat.send_action(ChatAction.TYPING)
     photo_bytes = bytes(await (await context.bot.get_file(file_id)).download_as_bytearray())
     request = ScreeningRequest(
@@ -74,9 +78,9 @@ async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     except ServiceUnavailable:
         d.store.delete_case(request.request_id)
         log.warning("event=submit_failed case_id=%s", request.request_id)
-        await message.reply_text(_(messages.QUEUE_UNAVAILABLE))
+        await message.reply_text(messages.with_disclaimer(_, _(messages.QUEUE_UNAVAILABLE)))
         return
     log.info("event=queued case_id=%s bytes=%d", request.request_id, len(photo_bytes))
     if (await d.service.health()).workers == 0:
         d.store.record_delayed_notice(request.request_id)
-        await message.reply_text(_(messages.DELAYED))
+        await message.reply_text(messages.with_disclaimer(_, _(messages.DELAYED)))

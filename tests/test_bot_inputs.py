@@ -162,3 +162,15 @@ async def test_a_failing_handler_tells_the_user_and_the_bot_carries_on(telegram,
     monkeypatch.undo()
     telegram.send_photo(user, shared_photo_paths[4].read_bytes())
     await telegram.wait_for(user.id, lambda m: "photo" in m, timeout=60)
+
+
+async def test_every_message_people_received_says_it_is_not_a_diagnosis(telegram, bot):
+    """Runs last in this module: looks at everything the bot sent to people above."""
+    from bot.i18n import translator
+
+    plain = {translator(code)(DISCLAIMER) for code in ("en", "fr", "pt", "es")}
+    plain.add("This is a screen, not a diagnosis.")  # the consent notice states it in its body
+    to_people = [m for m in telegram.sent() if m["chat"]["id"] > 0 and text_of(m)]
+    assert len(to_people) > 20
+    missing = [text_of(m) for m in to_people if not any(p in text_of(m) for p in plain)]
+    assert missing == []
