@@ -59,6 +59,16 @@ async def running_bot(settings: BotSettings, service: ScreeningService | None = 
         await application.post_shutdown(application)
 
 
+async def consented_user(telegram: TelegramEmulator, user_id: int, language: str = "en"):
+    """A person who has sent /start and pressed "I agree" (and got the invitation to send a photo)."""
+    user = telegram.user(user_id, language_code=language)
+    telegram.send_text(user, "/start")
+    notice = await telegram.wait_for(user.id, lambda m: "reply_markup" in m)
+    telegram.press(user, notice, button_data(notice, "consent:"))
+    await telegram.wait_for(user.id, lambda m: len(telegram.sent(user.id)) >= 2)
+    return user
+
+
 def text_of(message: dict[str, Any]) -> str:
     return message.get("text") or message.get("caption") or ""
 

@@ -18,6 +18,7 @@ from tests.bot_harness import (
     TOKEN,
     bot_settings,
     button_data,
+    consented_user,
     running_bot,
     text_of,
 )
@@ -45,14 +46,6 @@ def telegram():
         emulator.add_group(CLINICIAN_CHAT)
         yield emulator
 
-
-async def consented_user(telegram, user_id: int, language: str = "en"):
-    user = telegram.user(user_id, language_code=language)
-    telegram.send_text(user, "/start")
-    notice = await telegram.wait_for(user.id, lambda m: "reply_markup" in m)
-    telegram.press(user, notice, button_data(notice, "consent:"))
-    await telegram.wait_for(user.id, lambda m: len(telegram.sent(user.id)) >= 2)
-    return user
 
 
 def case_post(telegram, case_id: str | None = None) -> dict:

@@ -6,7 +6,7 @@ import pytest
 import pytest_asyncio
 
 from bot.messages import DISCLAIMER
-from tests.bot_harness import bot_settings, button_data, jpeg, running_bot, text_of
+from tests.bot_harness import bot_settings, button_data, consented_user, jpeg, running_bot, text_of
 from tests.telegram_emulator import TelegramEmulator
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -32,14 +32,6 @@ async def bot(telegram, test_bundle_path, tmp_path_factory):
     async with running_bot(settings) as application:
         yield application
 
-
-async def consented_user(telegram, user_id: int, language: str = "en"):
-    user = telegram.user(user_id, language_code=language)
-    telegram.send_text(user, "/start")
-    notice = await telegram.wait_for(user.id, lambda m: "reply_markup" in m)
-    telegram.press(user, notice, button_data(notice, "consent:"))
-    await telegram.wait_for(user.id, lambda m: "close up" in text_of(m) or "de près" in text_of(m))
-    return user
 
 
 async def reply_after(telegram, user, predicate, timeout: float = 30.0):

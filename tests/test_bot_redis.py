@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from bot.messages import DISCLAIMER
-from tests.bot_harness import bot_settings, button_data, running_bot, text_of
+from tests.bot_harness import bot_settings, consented_user, running_bot, text_of
 from tests.telegram_emulator import TelegramEmulator
 from worker import jobs
 from worker.runner import run_worker
@@ -56,14 +56,6 @@ async def run_jobs(settings) -> None:
     """
     run_worker(settings, redis.Redis.from_url(settings.redis_url), burst=True)
 
-
-async def consented_user(telegram, user_id: int, language: str = "en"):
-    user = telegram.user(user_id, language_code=language)
-    telegram.send_text(user, "/start")
-    notice = await telegram.wait_for(user.id, lambda m: "reply_markup" in m)
-    telegram.press(user, notice, button_data(notice, "consent:"))
-    await telegram.wait_for(user.id, lambda m: len(telegram.sent(user.id)) >= 2)
-    return user
 
 
 def replies_to(telegram, user, photo_message) -> list[dict]:
