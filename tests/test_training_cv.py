@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -41,6 +42,11 @@ def test_quick_run_writes_every_output(quick_run):
     assert all(0.5 < float(r["accuracy"]) <= 1.0 for r in rows)  # far above chance (~0.4 majority)
     summary = json.loads((quick_run / "summary.json").read_text())
     assert summary["quantization"][-1]["mode"] == "int8"
+    # heads are fitted on the int8 body's embedding, so the served model behaves like the study's
+    assert summary["quantization"][-1]["study_agreement"] >= 0.95
+    served = summary["operating_points"]["mobilenet_v2_035"]["served"]
+    assert served["folds"] == 3 and served["agreement"] >= 0.95 and served["max_probability_change"] < 0.1
+    assert summary["operating_points"]["mobilenet_v2_035"]["threshold_basis"] == "served model"
     config = json.loads((quick_run / "config.json").read_text())
     assert config["folds_used"] == 3 and "tensorflow" in " ".join(config["packages"])
 
@@ -123,3 +129,25 @@ def test_several_backbones_skip_the_unavailable_ones_with_a_note(tmp_path):
         prepare_all(args, [], [], tmp_path)
     notes = str(caught.value)
     assert "skipped resnet50" in notes and "skipped not_a_backbone: unknown backbone" in notes
+
+
+def test_fine_tuned_fold_takes_its_threshold_from_frozen_inner_predictions(monkeypatch):
+    """The early-stopping split once chose the threshold (sensitivity at threshold 0.54): here the
+    stand-in fine-tuned model says P(mpox)=0.5 for every photo, so that split would give 0.5."""
+    from training.evaluate import choose_threshold
+    from training.train import fit_head
+
+    class FineTuned:  # stands in for the fine-tuned Keras model
+        def predict(self, batch, verbose=0):
+            return np.tile([0.25, 0.5, 0.25], (len(batch), 1))
+
+    monkeypatch.setattr(study, "build_classifier", lambda *a, **k: FineTuned())
+    monkeypatch.setattr(study, "install_head", lambda *a: None)
+    monkeypatch.setattr(study, "fine_tune", lambda *a, **k: {})
+    inputs = dataclasses.replace(_synthetic_inputs(), fine_tune_layers=2)
+    train, test = group_splits(inputs.labels, inputs.groups, 3, 0)[0]
+    row = study.run_fold(inputs, 0, train, test)
+    frozen = fit_head(inputs.embeddings, inputs.labels, inputs.groups, train, 3, inputs.head, inputs.seed)
+    expected = choose_threshold(inputs.labels[train] == 1, frozen.inner_probabilities[:, 1], 0.95)
+    assert row["threshold"] == pytest.approx(expected) and expected != pytest.approx(0.5)
+    assert np.allclose(row["probabilities"], [[0.25, 0.5, 0.25]] * len(test))  # scored with the fine-tuned model

@@ -45,6 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--inconclusive-min-specificity", type=float, default=0.85,
                         help="...but never below the point where specificity falls under this")
     parser.add_argument("--quantization", default="int8", choices=("fp32", "dynamic", "fp16", "int8"))
+    parser.add_argument("--float-embeddings", action="store_true",
+                        help="fit and score heads on the float body's embedding instead of the served "
+                             "(--quantization) body's; the figures then describe a model that is not served")
     parser.add_argument("--export-backbone", help="backbone of the exported bundle (default: first)")
     parser.add_argument("--augmented-copies", type=int, default=4, help="augmented copies per training photo")
     parser.add_argument("--fine-tune-layers", type=int, default=0, help="unfreeze the top N layers")
@@ -93,9 +96,11 @@ def prepare_backbone(name: str, args, records, images, cache_dir: Path) -> Prepa
     spec = get_backbone(name)
     weights = resolve_weights(spec, args.weights, args.weights_dir)
     pixels, augmented = load_pixels(images, (spec.input_size, spec.input_size), args.augmented_copies, args.seed)
-    key = cache_key(spec, weights, [r.path for r in records], args.augmented_copies, args.seed)
+    quantization = None if args.float_embeddings else args.quantization
+    key = cache_key(spec, weights, [r.path for r in records], args.augmented_copies, args.seed, quantization)
     try:
-        embeddings = compute_embeddings(spec, weights, pixels, augmented, cache_dir / f"{name}-{key}.npz", args.seed)
+        embeddings = compute_embeddings(
+            spec, weights, pixels, augmented, cache_dir / f"{name}-{key}.npz", args.seed, quantization)
     except Exception as exc:  # Keras raises plain Exception when a download fails
         raise FileNotFoundError(
             f"{name}: could not load weights {weights!r} ({exc}); pass --weights-dir with Keras' "

@@ -49,10 +49,29 @@ def embed(extractor, pixels: np.ndarray, spec: BackboneSpec, desc: str = "embedd
     return np.concatenate(chunks).reshape(*lead_shape, -1).astype(np.float32)
 
 
-def cache_key(spec: BackboneSpec, weights: str | None, paths: list[Path], copies: int, seed: int) -> str:
-    """Changes whenever the backbone, its weights, the photos or the augmentation change."""
+def served_embeddings(extractor, spec: BackboneSpec, plain_pixels: np.ndarray, augmented_pixels: np.ndarray,
+                      quantization: str) -> Embeddings:
+    """Embeddings from `extractor` converted to TFLite in `quantization` mode and run with LiteRT."""
+    from training.export import convert_to_tflite
+    from training.quantize import calibration_batches, tflite_outputs
+
+    calibration = calibration_batches(plain_pixels, augmented_pixels, spec.normalisation)
+    flatbuffer = convert_to_tflite(extractor, quantization, calibration)
+    shape = plain_pixels.shape[1:]
+    augmented = tflite_outputs(flatbuffer, augmented_pixels.reshape(-1, *shape), spec.normalisation)
+    return Embeddings(
+        plain=tflite_outputs(flatbuffer, plain_pixels, spec.normalisation),
+        augmented=augmented.reshape(*augmented_pixels.shape[:2], -1),
+    )
+
+
+def cache_key(
+    spec: BackboneSpec, weights: str | None, paths: list[Path], copies: int, seed: int, quantization: str | None = None
+) -> str:
+    """Changes whenever the backbone, its weights, its serving mode, the photos or the augmentation change."""
     parts = {
         "backbone": spec.name,
+        "quantization": quantization or "float",
         "weights": weights or "none",
         "copies": copies,
         "seed": seed,
@@ -68,18 +87,25 @@ def compute_embeddings(
     augmented_pixels: np.ndarray,
     cache_path: Path | None = None,
     seed: int = 0,
+    quantization: str | None = None,
 ) -> Embeddings:
-    """Embeddings of all photos and their augmented copies, read from `cache_path` when present."""
+    """Embeddings of all photos and their augmented copies, read from `cache_path` when present.
+
+    With `quantization` (a TFLite mode) they come from the feature extractor converted as the
+    service runs it, calibrated on all these photos and copies (see training.quantize)."""
     if cache_path is not None and cache_path.is_file():
         with np.load(cache_path) as cached:
             log.info("embeddings read from cache path=%s", cache_path)
             return Embeddings(cached["plain"], cached["augmented"])
     classifier = build_classifier(spec, 2, weights=weights, seed=seed)
     extractor = feature_model(classifier)
-    result = Embeddings(
-        plain=embed(extractor, plain_pixels, spec, f"{spec.name} photos"),
-        augmented=embed(extractor, augmented_pixels, spec, f"{spec.name} augmented"),
-    )
+    if quantization is None:
+        result = Embeddings(
+            plain=embed(extractor, plain_pixels, spec, f"{spec.name} photos"),
+            augmented=embed(extractor, augmented_pixels, spec, f"{spec.name} augmented"),
+        )
+    else:
+        result = served_embeddings(extractor, spec, plain_pixels, augmented_pixels, quantization)
     if cache_path is not None:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cache_path, plain=result.plain, augmented=result.augmented)

@@ -13,11 +13,11 @@ from model.bundle import BundleManifest, Thresholds
 from training.audit import AuditReport, audit_markdown
 from training.evaluate import choose_threshold, mean_std, rates_at, threshold_for_specificity
 from training.export import export_bundle
-from training.quantize import quantization_markdown, quantization_study, representative
+from training.quantize import quantization_markdown, quantization_study
 from training.report import plot_confusion, plot_folds, plot_roc, summary_table, write_results_csv
 from training.run_info import git_sha, utc_now
 from training.study import StudyInputs, fit_final, out_of_fold, run_folds
-from training.train import HeadConfig, baseline_accuracies, group_splits
+from training.train import HeadConfig, baseline_accuracies, group_splits, probabilities
 
 DISCLAIMER = (
     "A screening aid, not a diagnosis. Figures come from cross-validation on the data named "
@@ -32,12 +32,15 @@ def _inputs(args, prepared, class_names, labels, groups) -> StudyInputs:
         embeddings=prepared.embeddings, pixels=prepared.pixels, augmented_pixels=prepared.augmented,
         head=HeadConfig(), target_sensitivity=args.target_sensitivity,
         fine_tune_layers=args.fine_tune_layers, fine_tune_epochs=args.fine_tune_epochs, seed=args.seed,
+        serving_quantization=args.quantization,
     )
 
 
 def _config_key(config: dict, backbone: str, splits) -> str:
     relevant = {k: config.get(k) for k in ("weights", "weights_dir", "augmented_copies", "fine_tune_layers",
-                                           "fine_tune_epochs", "seed", "target_sensitivity", "positive_class", "head")}
+                                           "fine_tune_epochs", "seed", "target_sensitivity", "positive_class", "head",
+                                           "quantization", "float_embeddings")}
+    relevant["protocol"] = 2  # 2: frozen-inner thresholds for fine-tuning, served-model check per fold
     relevant["backbone"] = backbone
     relevant["splits"] = [test.tolist() for _, test in splits]
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -63,6 +66,35 @@ def operating_point(args, labels: np.ndarray, oof: np.ndarray, positive: int) ->
     }
 
 
+def served_check(labels: np.ndarray, rows: list[dict], served_oof: np.ndarray, point: dict, positive: int) -> dict:
+    """The served (converted) fold models against the study's figures, on each fold's test photos:
+    agreement, largest change in P(positive), and the operating point at the bundle's threshold."""
+    agreeing, changes, called, is_positive = [], [], [], []
+    for row in rows:
+        if "served_probabilities" not in row:
+            continue
+        study, served = np.array(row["probabilities"]), np.array(row["served_probabilities"])
+        agreeing.append(study.argmax(1) == served.argmax(1))
+        changes.append(float(np.abs(study[:, positive] - served[:, positive]).max()))
+        called.append(served[:, positive] >= row["threshold"])
+        is_positive.append(labels[np.array(row["test_index"], int)] == positive)
+    if not agreeing:
+        return {}
+    sensitivity, specificity = rates_at(labels == positive, served_oof[:, positive], point["positive_threshold"])
+    study_oof = out_of_fold(rows, len(labels), served_oof.shape[1])
+    return {
+        "folds": len(agreeing), "agreement": float(np.concatenate(agreeing).mean()),
+        "worst_fold_agreement": float(min(a.mean() for a in agreeing)), "max_probability_change": float(max(changes)),
+        "accuracy": float((served_oof.argmax(1) == labels).mean()),
+        "study_accuracy": float((study_oof.argmax(1) == labels).mean()),
+        "sensitivity_at_threshold": sensitivity, "specificity_at_threshold": specificity,
+        # each fold's own threshold (from inner folds of its training photos), never tuned on its test photos
+        "pooled_sensitivity_at_fold_thresholds": float(np.concatenate(called)[np.concatenate(is_positive)].mean()),
+        "pooled_specificity_at_fold_thresholds": float(
+            (~np.concatenate(called)[~np.concatenate(is_positive)]).mean()),
+    }
+
+
 def _card_metrics(stats: dict, point: dict, folds: int, photos: int) -> dict:
     pick = ("accuracy", "macro_f1", "positive_auc", "sensitivity_at_threshold", "specificity_at_threshold")
     metrics = {f"cv_{m}": f"{stats[m]['mean']:.3f} ± {stats[m]['std']:.3f}" for m in pick}
@@ -73,6 +105,13 @@ def _card_metrics(stats: dict, point: dict, folds: int, photos: int) -> dict:
         out_of_fold_sensitivity=round(point["oof_sensitivity"], 3),
         out_of_fold_specificity=round(point["oof_specificity"], 3),
     )
+    served = point.get("served")
+    if served:
+        metrics.update(
+            served_model_out_of_fold_sensitivity=round(served["sensitivity_at_threshold"], 3),
+            served_model_out_of_fold_specificity=round(served["specificity_at_threshold"], 3),
+            served_model_agreement_with_study=round(served["agreement"], 3),
+        )
     return metrics
 
 
@@ -99,10 +138,13 @@ def card_sections(args, audit: AuditReport, quant: list[dict], photos: int, fold
         "inside single folds. Reproduce with:", "", f"    {args.command}", "",
     ]
     if served is not None:
+        basis = ("float-body" if args.float_embeddings else
+                 f"{args.quantization}-body (the served body's embedding, so the figures describe the served model)")
         lines.append(
-            f"On {args.quantization} the served model agreed with the float model on {served['agreement']:.1%} of "
-            f"held-out photos (probabilities moved by up to {served['max_probability_change']:.2f}); the thresholds "
-            "were chosen on float-model predictions."
+            f"Heads were fitted and thresholds chosen on {basis} predictions. On held-out photos the served "
+            f"{args.quantization} model agreed with them on {served['study_agreement']:.1%} (P({args.positive_class}) "
+            f"moved by up to {served['study_max_probability_change']:.3f}), and with the float Keras model "
+            f"on {served['agreement']:.1%} (up to {served['max_probability_change']:.3f})."
         )
     return {"How this model was made": "\n".join(lines)}
 
@@ -118,8 +160,7 @@ def export_final(args, inputs: StudyInputs, manifest_extra: dict, out: Path, sec
         quantization=args.quantization, backbone=spec.name, heatmap_layer=spec.heatmap_layer,
         created_at=utc_now(), code_version=git_sha(), **manifest_extra,
     )
-    bundle = export_bundle(
-        out / "bundle", classifier, manifest, representative(inputs.pixels, spec.normalisation), sections)
+    bundle = export_bundle(out / "bundle", classifier, manifest, inputs.calibration, sections)
     return bundle.path
 
 
@@ -128,15 +169,18 @@ def holdout_studies(args, inputs: StudyInputs, images, out: Path) -> tuple[list[
     from training.gallery import heatmap_gallery
 
     train, test = group_splits(inputs.labels, inputs.groups, 3, args.seed)[0]
-    classifier, _ = fit_final(inputs, train)
-    modes = (args.quantization,) if args.quick else ("fp32", "dynamic", "fp16", "int8")
-    rows = quantization_study(classifier, inputs.spec.normalisation, inputs.pixels[train],
-                              inputs.pixels[test], inputs.labels[test], out / "quantization", modes)
-    keras_path = out / "quantization" / "holdout_model.keras"
-    classifier.save(keras_path)
     from model.preprocess import normalise
 
-    probs = classifier.predict(normalise(inputs.pixels[test], inputs.spec.normalisation), verbose=0)
+    classifier, fitted = fit_final(inputs, train)
+    modes = (args.quantization,) if args.quick else ("fp32", "dynamic", "fp16", "int8")
+    float_inputs = normalise(inputs.pixels[test], inputs.spec.normalisation)
+    study_probs = (classifier.predict(float_inputs, verbose=0) if inputs.fine_tune_layers > 0 else
+                   probabilities(fitted.model, inputs.embeddings.plain[test], len(inputs.class_names)))
+    rows = quantization_study(classifier, inputs.spec.normalisation, inputs.calibration, inputs.pixels[test],
+                              inputs.labels[test], study_probs, inputs.positive_index, out / "quantization", modes)
+    keras_path = out / "quantization" / "holdout_model.keras"
+    classifier.save(keras_path)
+    probs = classifier.predict(float_inputs, verbose=0)
     heatmap_gallery(keras_path, inputs.spec.heatmap_layer, [images[i] for i in test], inputs.pixels[test],
                     inputs.labels[test], probs, inputs.class_names, inputs.spec.normalisation, out / "gallery.png")
     return rows, len(test)
@@ -161,9 +205,22 @@ def _summary_markdown(args, dataset, audit: AuditReport, stats: dict, points: di
         f"{point['oof_specificity']:.3f}.",
         f"- Inconclusive from {point['inconclusive_threshold']:.4f} (sensitivity incl. inconclusive "
         f"{point['oof_sensitivity_incl_inconclusive']:.3f}; {point['negatives_in_inconclusive_band']:.1%} "
-        "of negatives fall in the band).", "",
-        quantization_markdown(quant, held_out), audit_markdown(audit),
+        "of negatives fall in the band).",
     ]
+    served = point.get("served")
+    if served:
+        lines += [
+            f"- Thresholds chosen on the out-of-fold predictions of the {point['threshold_basis']}.",
+            f"- Served model ({args.quantization}, each fold's model converted as exported): at that threshold "
+            f"out-of-fold sensitivity {served['sensitivity_at_threshold']:.3f}, specificity "
+            f"{served['specificity_at_threshold']:.3f}; at each fold's own inner-chosen threshold (never tuned on "
+            f"its test photos), pooled sensitivity {served['pooled_sensitivity_at_fold_thresholds']:.3f}, "
+            f"specificity {served['pooled_specificity_at_fold_thresholds']:.3f}; accuracy {served['accuracy']:.3f} (study "
+            f"{served['study_accuracy']:.3f}); it agreed with the study's predictions on {served['agreement']:.1%} "
+            f"of test photos (worst fold {served['worst_fold_agreement']:.1%}), P({args.positive_class}) moving "
+            f"by up to {served['max_probability_change']:.3f}.",
+        ]
+    lines += ["", quantization_markdown(quant, held_out, args.quantization, args.positive_class), audit_markdown(audit)]
     if notes:
         lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
     return "\n".join(lines)
@@ -179,7 +236,13 @@ def finish_study(args, config, dataset, records, images, labels, audit, splits, 
         all_rows += rows
         stats[name] = mean_std(rows)
         oofs[name] = out_of_fold(rows, len(labels), len(class_names))
-        points[name] = operating_point(args, labels, oofs[name], positive)
+        served_oof = out_of_fold(rows, len(labels), len(class_names), "served_probabilities")
+        # The bundle's thresholds are applied to the served model's output, so they are chosen on
+        # its out-of-fold predictions (every fold's model converted as exported) when present.
+        served_complete = not np.isnan(served_oof).any()
+        points[name] = operating_point(args, labels, served_oof if served_complete else oofs[name], positive)
+        points[name]["threshold_basis"] = "served model" if served_complete else "study model"
+        points[name]["served"] = served_check(labels, rows, served_oof, points[name], positive)
     export = args.export_backbone or next(iter(prepared))
     if export not in prepared:
         raise ValueError(f"--export-backbone {export} is not among the backbones that ran: {list(prepared)}")

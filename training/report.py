@@ -16,7 +16,7 @@ from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay  # noqa: E40
 
 from training.evaluate import TABLE_METRICS  # noqa: E402
 
-CSV_SKIP = {"test_index", "probabilities", "per_class", "confusion_matrix", "config_key"}
+CSV_SKIP = {"test_index", "probabilities", "per_class", "confusion_matrix", "config_key", "served_probabilities"}
 BOX_METRICS = ("accuracy", "macro_f1", "sensitivity_at_threshold", "specificity_at_threshold")
 
 
