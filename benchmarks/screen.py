@@ -1,7 +1,7 @@
 """Per-stage latency of the screening core over the shared photos, per quantization mode.
 
 Usage:
-    python benchmarks/screen.py [--bundle DIR] [--data DIR] [--repeats N] [--modes int8,fp32,...]
+    .venv/bin/python -m benchmarks.screen [--bundle DIR] [--data DIR] [--repeats N] [--modes int8,fp32,...]
 
 For each mode it converts the bundle's float model (model.keras) to TFLite in that mode (int8
 calibrated on the photos themselves), screens every photo `repeats` times after a warm-up, and

@@ -1,0 +1,1 @@
+"""Scripts that print the service's figures: `python -m benchmarks.<name> --help`."""
