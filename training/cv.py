@@ -74,7 +74,8 @@ class Prepared:
     weights: str | None
     pixels: np.ndarray
     augmented: np.ndarray
-    embeddings: Embeddings
+    embeddings: Embeddings  # what heads are fitted on: the served body's unless --float-embeddings
+    float_plain: np.ndarray  # float body's embedding of each photo: the audit's cosine was set on it
 
 
 def decode_all(records) -> tuple[list, list, list[tuple[str, str]]]:
@@ -97,16 +98,22 @@ def prepare_backbone(name: str, args, records, images, cache_dir: Path) -> Prepa
     weights = resolve_weights(spec, args.weights, args.weights_dir)
     pixels, augmented = load_pixels(images, (spec.input_size, spec.input_size), args.augmented_copies, args.seed)
     quantization = None if args.float_embeddings else args.quantization
-    key = cache_key(spec, weights, [r.path for r in records], args.augmented_copies, args.seed, quantization)
+    paths = [r.path for r in records]
+    key = cache_key(spec, weights, paths, args.augmented_copies, args.seed, quantization)
     try:
         embeddings = compute_embeddings(
             spec, weights, pixels, augmented, cache_dir / f"{name}-{key}.npz", args.seed, quantization)
+        float_plain = embeddings.plain
+        if quantization is not None:
+            float_key = cache_key(spec, weights, paths, 0, args.seed)
+            float_plain = compute_embeddings(
+                spec, weights, pixels, augmented[:, :0], cache_dir / f"{name}-{float_key}.npz", args.seed).plain
     except Exception as exc:  # Keras raises plain Exception when a download fails
         raise FileNotFoundError(
             f"{name}: could not load weights {weights!r} ({exc}); pass --weights-dir with Keras' "
             f"'{spec.weights_file}' or --weights none"
         ) from exc
-    return Prepared(spec, weights, pixels, augmented, embeddings)
+    return Prepared(spec, weights, pixels, augmented, embeddings, float_plain)
 
 
 def prepare_all(args, records, images, cache_dir: Path) -> tuple[dict[str, Prepared], list[str]]:
@@ -157,7 +164,7 @@ def run(args) -> int:
     records, images, unreadable = decode_all(dataset.records)
     prepared, notes = prepare_all(args, records, images, args.out / "cache")
     audit_backbone = next(iter(prepared))
-    audit = run_audit(records, images, prepared[audit_backbone].embeddings.plain, unreadable, dataset.missing)
+    audit = run_audit(records, images, prepared[audit_backbone].float_plain, unreadable, dataset.missing)
     (args.out / "audit.md").write_text(audit_markdown(audit))
     labels = np.array([dataset.class_names.index(r.label) for r in records], dtype=np.int64)
     splits = group_splits(labels, audit.groups, args.folds, args.seed)

@@ -141,7 +141,8 @@ def card_sections(args, audit: AuditReport, quant: list[dict], photos: int, fold
         basis = ("float-body" if args.float_embeddings else
                  f"{args.quantization}-body (the served body's embedding, so the figures describe the served model)")
         lines.append(
-            f"Heads were fitted and thresholds chosen on {basis} predictions. On held-out photos the served "
+            f"Heads were fitted and per-fold thresholds chosen on {basis} predictions; the bundle's thresholds on the "
+            f"out-of-fold output of each fold's model converted as served. On held-out photos the served "
             f"{args.quantization} model agreed with them on {served['study_agreement']:.1%} (P({args.positive_class}) "
             f"moved by up to {served['study_max_probability_change']:.3f}), and with the float Keras model "
             f"on {served['agreement']:.1%} (up to {served['max_probability_change']:.3f})."
@@ -220,7 +221,8 @@ def _summary_markdown(args, dataset, audit: AuditReport, stats: dict, points: di
             f"of test photos (worst fold {served['worst_fold_agreement']:.1%}), P({args.positive_class}) moving "
             f"by up to {served['max_probability_change']:.3f}.",
         ]
-    lines += ["", quantization_markdown(quant, held_out, args.quantization, args.positive_class), audit_markdown(audit)]
+    lines += ["", quantization_markdown(
+        quant, held_out, args.quantization, args.positive_class, args.float_embeddings), audit_markdown(audit)]
     if notes:
         lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
     return "\n".join(lines)

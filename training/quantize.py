@@ -24,13 +24,17 @@ from model.preprocess import Normalisation, normalise
 from training.export import convert_to_tflite
 
 LATENCY_RUNS = 30
+# Calibration images at most: conversion time grows with them (~20 s for 465 here), and each
+# fold's model is converted; ranges from 512 images of the same photos are as good.
+CALIBRATION_LIMIT = 512
 
 
-def calibration_batches(pixels: np.ndarray, augmented: np.ndarray, mode: Normalisation):
-    """A callable yielding every photo and every augmented copy, normalised, one per batch.
-
-    int8 activation ranges come from these; a handful of photos gave ranges that clipped."""
+def calibration_batches(pixels: np.ndarray, augmented: np.ndarray, mode: Normalisation, limit: int = CALIBRATION_LIMIT):
+    """A callable yielding every photo and augmented copy (evenly thinned to `limit`), normalised,
+    one per batch: the int8 calibration set."""
     every = np.concatenate([pixels, augmented.reshape(-1, *pixels.shape[1:])])
+    if len(every) > limit:
+        every = every[np.linspace(0, len(every) - 1, limit).astype(int)]
     return lambda: (normalise(p, mode)[np.newaxis] for p in every)
 
 
@@ -107,12 +111,14 @@ def quantization_study(
     return rows
 
 
-def quantization_markdown(rows: list[dict], held_out: int, served_mode: str, positive_class: str) -> str:
+def quantization_markdown(rows: list[dict], held_out: int, served_mode: str, positive_class: str,
+                          float_embeddings: bool = False) -> str:
+    body = "float" if float_embeddings else served_mode
     lines = [
         "## Quantization",
         "",
         f"Held-out photos: {held_out} (a group-aware split; the model never saw them). The head was fitted "
-        f"on the `{served_mode}` body's embedding, as in the study; \"study\" is that head on that embedding "
+        f"on the `{body}` body's embedding, as in the study; \"study\" is that head on that embedding "
         "(what the cross-validated figures describe), \"float\" the same head on the float Keras body. "
         f"Δp: largest change in P({positive_class}). Latency: median of one LiteRT call, 1 thread, this machine.",
         "",
