@@ -155,6 +155,8 @@ def main() -> None:
                 queue_name=f"bench-{tag}-{count}",
                 results_stream=f"bench:results:{tag}:{count}",
                 model_bundle=bundle,
+                # Keep finished jobs (deleted at once in service) to read their timestamps.
+                result_ttl_s=600,
             )
             run = asyncio.run(run_workers(settings, photos, count))
             throughput[count] = len(photos) / run["wall_s"]

@@ -23,6 +23,7 @@ from bot.photos import IMAGE_MIME_TYPES, photo
 from bot.ratelimit import MessageRateLimiter
 from bot.settings import LANGUAGES, BotSettings
 from bot.store import Store
+from worker.errors import ServiceUnavailable
 from worker.service import ScreeningService
 
 log = logging.getLogger(__name__)
@@ -50,9 +51,25 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             log.warning("event=error_report_failed")
 
 
+async def start_service(service: ScreeningService, max_delay_s: float = 30.0) -> None:
+    """Start the screening service, waiting for its Redis if it is not up yet.
+
+    Until it answers the bot does not poll, so people's messages wait safely at Telegram.
+    """
+    delay = 1.0
+    while True:
+        try:
+            await service.start()
+            return
+        except ServiceUnavailable as exc:
+            log.warning("event=queue_unreachable retry_in_s=%.0f error=%s", delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay_s)
+
+
 async def post_init(application: Application) -> None:
     d: Deps = application.bot_data[DEPS_KEY]
-    await d.service.start()
+    await start_service(d.service)
     if d.settings.embedded:
         await deliveries.answer_lost_requests(application.bot, d)
     # The command menu in each language (Telegram picks it from the user's app language).

@@ -100,7 +100,7 @@ def _screen(args: argparse.Namespace, settings: ModelSettings) -> int:
         heatmap_method=settings.heatmap_method,
         max_photo_bytes=settings.max_photo_bytes,
         litert_threads=settings.litert_threads,
-        warm_up=False,
+        warm_up=True,  # so each photo's timings are its own, not the one-off graph tracing
     )
     for index, photo in enumerate(args.photos):
         data = _read(photo)

@@ -21,7 +21,7 @@ from model.imaging import DecodeLimits, decode_image
 from model.inference import Classifier
 from model.preprocess import prepare_input
 from model.quality import QualityThresholds, assess
-from model.render import render_overlay
+from model.render import render_overlay, warm_up_legends
 from model.types import RETAKE_REASONS, Reason, ScreeningResult, StageTimings, Verdict
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ class Screener:
         self.classifier.predict(np.zeros((1, size[1], size[0], 3), np.float32))
         if self.explainer is not None:
             self.explainer.warm_up()
+            warm_up_legends()
 
     def screen(self, photo: bytes, with_heatmap: bool = True) -> ScreeningResult:
         try:

@@ -7,6 +7,7 @@ session's real model; "the worker is down" is simply no worker running.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import uuid
 
 import pytest
@@ -125,3 +126,25 @@ async def test_restart_with_results_pending_delivers_each_once(telegram, redis_s
         assert pending["pending"] == 0
     assert len(replies_to(telegram, user, answered_unacked)) == 1
     assert len(replies_to(telegram, user, queued)) == 1
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+async def test_bot_waits_for_redis_that_is_not_up_yet(test_bundle_path, tmp_path):
+    """Redis down at start-up: the bot keeps retrying (people's messages wait at Telegram)."""
+    from bot.app import start_service
+    from tests.redis_server import free_port, start_redis
+    from worker.settings import WorkerSettings
+
+    port = free_port()
+    settings = WorkerSettings(_env_file=None, redis_url=f"redis://127.0.0.1:{port}/0", model_bundle=test_bundle_path)
+    service = RedisScreeningService(settings)
+    starting = asyncio.create_task(start_service(service, max_delay_s=0.5))
+    await asyncio.sleep(1.5)
+    assert not starting.done()
+    server = start_redis(port, tmp_path)
+    try:
+        await asyncio.wait_for(starting, timeout=15)
+        assert (await service.health()).queued == 0
+    finally:
+        await service.close()
+        server.kill()

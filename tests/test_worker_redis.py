@@ -9,7 +9,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 import redis
 from rq import Queue
 
+from tests.redis_server import free_port, start_redis
 from worker import jobs
 from worker.runner import run_worker
 from worker.service import RedisScreeningService
@@ -163,32 +163,6 @@ async def test_sigterm_lets_the_current_job_finish(redis_url, test_bundle_path, 
         if worker.poll() is None:
             worker.kill()
         await service.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_redis(port: int, folder: Path) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [
-            shutil.which("redis-server") or "redis-server",
-            "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
-            "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-        ],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            return server
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    server.kill()
-    pytest.fail("redis-server did not start")
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
