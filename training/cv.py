@@ -12,6 +12,7 @@ per-fold files that let an interrupted run resume, and bundle/ (the serving bund
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import shlex
@@ -37,6 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backbones", default="mobilenet_v2_035", help=f"comma-separated: {', '.join(BACKBONES)}")
     parser.add_argument("--weights", default="imagenet", help="imagenet, none, or a weights file")
     parser.add_argument("--weights-dir", type=Path, help="folder of Keras weight files (offline)")
+    parser.add_argument("--input-size", type=int, default=None,
+                        help="input side in px (default: the backbone's native size); smaller is faster to serve")
     parser.add_argument("--folds", type=int, default=10)
     parser.add_argument("--positive-class", default="mpox")
     parser.add_argument("--target-sensitivity", type=float, default=0.95)
@@ -95,6 +98,9 @@ def decode_all(records) -> tuple[list, list, list[tuple[str, str]]]:
 def prepare_backbone(name: str, args, records, images, cache_dir: Path) -> Prepared:
     """Raises ValueError/FileNotFoundError with a clear message when the backbone cannot be used."""
     spec = get_backbone(name)
+    if args.input_size:
+        # The ImageNet weights are convolutional: they load at any input size.
+        spec = dataclasses.replace(spec, input_size=args.input_size)
     weights = resolve_weights(spec, args.weights, args.weights_dir)
     pixels, augmented = load_pixels(images, (spec.input_size, spec.input_size), args.augmented_copies, args.seed)
     quantization = None if args.float_embeddings else args.quantization

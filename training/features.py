@@ -71,6 +71,7 @@ def cache_key(
     """Changes whenever the backbone, its weights, its serving mode, the photos or the augmentation change."""
     parts = {
         "backbone": spec.name,
+        "input_size": spec.input_size,
         "quantization": quantization or "float",
         "weights": weights or "none",
         "copies": copies,

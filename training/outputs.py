@@ -39,7 +39,7 @@ def _inputs(args, prepared, class_names, labels, groups) -> StudyInputs:
 def _config_key(config: dict, backbone: str, splits) -> str:
     relevant = {k: config.get(k) for k in ("weights", "weights_dir", "augmented_copies", "fine_tune_layers",
                                            "fine_tune_epochs", "seed", "target_sensitivity", "positive_class", "head",
-                                           "quantization", "float_embeddings")}
+                                           "quantization", "float_embeddings", "input_size")}
     relevant["protocol"] = 2  # 2: frozen-inner thresholds for fine-tuning, served-model check per fold
     relevant["backbone"] = backbone
     relevant["splits"] = [test.tolist() for _, test in splits]
