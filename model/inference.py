@@ -19,12 +19,23 @@ from model.errors import BundleError
 class Classifier:
     """Class probabilities for a preprocessed 1xHxWx3 float32 batch."""
 
-    def __init__(self, tflite_path: str | Path, num_threads: int = 1) -> None:
+    def __init__(
+        self,
+        tflite_path: str | Path | None = None,
+        num_threads: int = 1,
+        model_content: bytes | None = None,
+    ) -> None:
+        """From a .tflite file, or from flatbuffer bytes (`model_content`, as the study converts)."""
+        source = str(tflite_path) if tflite_path is not None else "the TFLite model"
         try:
-            self._interpreter = Interpreter(model_path=str(tflite_path), num_threads=num_threads)
+            self._interpreter = Interpreter(
+                model_path=None if tflite_path is None else str(tflite_path),
+                model_content=model_content,
+                num_threads=num_threads,
+            )
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise BundleError(f"{tflite_path} is not a loadable TFLite model: {exc}") from exc
+            raise BundleError(f"{source} is not a loadable TFLite model: {exc}") from exc
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         self._lock = threading.Lock()
@@ -34,7 +45,8 @@ class Classifier:
         return tuple(int(d) for d in self._input["shape"])
 
     @property
-    def num_classes(self) -> int:
+    def output_size(self) -> int:
+        """Width of the output: the classes, or the embedding of a feature extractor."""
         return int(self._output["shape"][-1])
 
     def _quantize_input(self, batch: np.ndarray) -> np.ndarray:
@@ -51,15 +63,18 @@ class Classifier:
         scale, zero_point = self._output["quantization"]
         return (values.astype(np.float32) - zero_point) * scale
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Probabilities, shape (num_classes,), summing to 1."""
+    def outputs(self, batch: np.ndarray) -> np.ndarray:
+        """The model's float output for the first item of `batch` (e.g. an embedding)."""
         tensor = self._quantize_input(batch)
         with self._lock:
             self._interpreter.set_tensor(self._input["index"], tensor)
             self._interpreter.invoke()
             raw = self._interpreter.get_tensor(self._output["index"]).copy()
-        probabilities = self._dequantize_output(raw)[0].astype(np.float64)
-        probabilities = np.clip(probabilities, 0.0, None)
+        return self._dequantize_output(raw)[0]
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities, shape (num_classes,), summing to 1."""
+        probabilities = np.clip(self.outputs(batch).astype(np.float64), 0.0, None)
         total = probabilities.sum()
         # int8 outputs are coarse; renormalise so the figures shown to people add up to 100 %.
         return probabilities / total if total > 0 else np.full_like(probabilities, 1 / len(probabilities))

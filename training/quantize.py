@@ -39,25 +39,17 @@ def calibration_batches(pixels: np.ndarray, augmented: np.ndarray, mode: Normali
 
 
 def tflite_outputs(data: bytes, inputs: np.ndarray, normalisation: Normalisation) -> np.ndarray:
-    """Raw float outputs of a TFLite model (float in, float out) for uint8 pixels, with LiteRT."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=data, num_threads=1)
-    interpreter.allocate_tensors()
-    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    outputs = []
-    for pixels in inputs:
-        interpreter.set_tensor(source["index"], normalise(pixels, normalisation)[np.newaxis].astype(np.float32))
-        interpreter.invoke()
-        outputs.append(interpreter.get_tensor(target["index"])[0].copy())
-    return np.stack(outputs).astype(np.float32) if outputs else np.zeros((0, int(target["shape"][-1])), np.float32)
+    """Raw float outputs of a TFLite model for uint8 pixels, run by the service's own Classifier."""
+    classifier = Classifier(model_content=data, num_threads=1)
+    outputs = [classifier.outputs(normalise(pixels, normalisation)[np.newaxis]) for pixels in inputs]
+    empty = np.zeros((0, classifier.output_size), np.float32)
+    return np.stack(outputs).astype(np.float32) if outputs else empty
 
 
 def served_probabilities(keras_model, mode: str, calibration, pixels: np.ndarray, normalisation: Normalisation) -> np.ndarray:
     """Probabilities of `keras_model` once converted as served, for uint8 pixels (N,H,W,3)."""
-    flatbuffer = convert_to_tflite(keras_model, mode, calibration)
-    raw = np.clip(tflite_outputs(flatbuffer, pixels, normalisation).astype(np.float64), 0.0, None)
-    return raw / raw.sum(axis=1, keepdims=True)  # as model.inference.Classifier renormalises
+    classifier = Classifier(model_content=convert_to_tflite(keras_model, mode, calibration), num_threads=1)
+    return np.stack([classifier.predict(normalise(p, normalisation)[np.newaxis]) for p in pixels])
 
 
 def litert_latency_ms(classifier: Classifier, batch: np.ndarray, runs: int = LATENCY_RUNS) -> float:
