@@ -253,7 +253,6 @@ class EmbeddedScreeningService:
         )
         self._pool: ThreadPoolExecutor | None = None
         self._outcomes: asyncio.Queue[Delivery] = asyncio.Queue()
-        self._unacked: dict[str, Delivery] = {}
         self._counter = itertools.count(1)
         self._slots: asyncio.Semaphore | None = None
         self._waiting = 0  # requests submitted but not yet given a thread
@@ -287,7 +286,6 @@ class EmbeddedScreeningService:
             self._waiting -= 1
             outcome = await self._screen(request)
         delivery = Delivery(outcome=outcome, delivery_id=str(next(self._counter)))
-        self._unacked[delivery.delivery_id] = delivery
         await self._outcomes.put(delivery)
 
     async def _screen(self, request: ScreeningRequest) -> ScreeningOutcome:
@@ -321,7 +319,7 @@ class EmbeddedScreeningService:
             yield await self._outcomes.get()
 
     async def ack(self, delivery: Delivery) -> None:
-        self._unacked.pop(delivery.delivery_id, None)
+        """Nothing to do: in-memory outcomes are gone once handed out (none survive a restart)."""
 
     async def health(self) -> ServiceHealth:
         return ServiceHealth(queued=self._waiting, workers=self.settings.embedded_threads)
