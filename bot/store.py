@@ -117,13 +117,16 @@ class Store:
         """Delete everything about a user (consent, language, cases, reviews); returns cases erased."""
         with self._db:
             self._db.execute("BEGIN")
-            self._db.execute(
-                "DELETE FROM reviews WHERE case_id IN (SELECT case_id FROM cases WHERE user_id=?)",
-                (user_id,),
-            )
-            erased = self._db.execute("DELETE FROM cases WHERE user_id=?", (user_id,)).rowcount
+            erased = self._delete_cases("user_id=?", user_id)
             self._db.execute("DELETE FROM users WHERE user_id=?", (user_id,))
         return erased
+
+    def _delete_cases(self, condition: str, value: object) -> int:
+        """Delete the cases matching `condition` (a fixed SQL literal) and their reviews."""
+        self._db.execute(
+            f"DELETE FROM reviews WHERE case_id IN (SELECT case_id FROM cases WHERE {condition})", (value,)
+        )
+        return self._db.execute(f"DELETE FROM cases WHERE {condition}", (value,)).rowcount
 
     # Cases -------------------------------------------------------------------------------------
     def add_case(
@@ -240,11 +243,7 @@ class Store:
         """Delete case records (and their reviews and delivery marks) older than a time."""
         with self._db:
             self._db.execute("BEGIN")
-            self._db.execute(
-                "DELETE FROM reviews WHERE case_id IN (SELECT case_id FROM cases WHERE submitted_at<?)",
-                (older_than,),
-            )
-            purged = self._db.execute("DELETE FROM cases WHERE submitted_at<?", (older_than,)).rowcount
+            purged = self._delete_cases("submitted_at<?", older_than)
             self._db.execute("DELETE FROM delivered WHERE delivered_at<?", (older_than,))
         return purged
 
