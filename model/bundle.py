@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from model.errors import BundleError
-from model.preprocess import Normalisation
+from model.preprocess import Normalisation, ViewAveraging
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "bundle.json"
@@ -64,6 +64,8 @@ class BundleManifest:
     quantization: str
     backbone: str
     heatmap_layer: str | None = None  # the conv layer Grad-CAM reads; None = the last one
+    # Views the probabilities are averaged over; bundles written before it existed used the photo alone.
+    view_averaging: ViewAveraging = ViewAveraging.NONE
     metrics: dict[str, Any] = field(default_factory=dict)
     training_data: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
@@ -80,6 +82,7 @@ class BundleManifest:
         data["class_names"] = list(self.class_names)
         data["input_size"] = list(self.input_size)
         data["normalisation"] = self.normalisation.value
+        data["view_averaging"] = self.view_averaging.value
         return data
 
     @classmethod
@@ -101,6 +104,7 @@ class BundleManifest:
                 quantization=str(data["quantization"]),
                 backbone=str(data["backbone"]),
                 heatmap_layer=data.get("heatmap_layer"),
+                view_averaging=ViewAveraging(data.get("view_averaging", "none")),
                 metrics=dict(data.get("metrics") or {}),
                 training_data=dict(data.get("training_data") or {}),
                 created_at=str(data.get("created_at", "")),

@@ -78,3 +78,7 @@ class Classifier:
         total = probabilities.sum()
         # int8 outputs are coarse; renormalise so the figures shown to people add up to 100 %.
         return probabilities / total if total > 0 else np.full_like(probabilities, 1 / len(probabilities))
+
+    def predict_views(self, views: np.ndarray) -> np.ndarray:
+        """Mean probabilities over the views of one photo (VxHxWx3, normalised), one call each."""
+        return np.mean([self.predict(view[np.newaxis]) for view in views], axis=0)

@@ -22,6 +22,14 @@ class Normalisation(enum.StrEnum):
     RAW = "raw"  # 0..255 unchanged: EfficientNet, MobileNetV3 (they rescale inside the model)
 
 
+class ViewAveraging(enum.StrEnum):
+    """Which views of a photo the classifier's probabilities are averaged over (test-time
+    augmentation)."""
+
+    NONE = "none"  # the photo alone
+    MIRROR = "mirror"  # the photo and its left-right mirror image (a lesion has no handedness)
+
+
 _IMAGENET_MEAN_RGB = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _IMAGENET_STD_RGB = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 _CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
@@ -50,6 +58,17 @@ def normalise(pixels: np.ndarray, mode: Normalisation | str) -> np.ndarray:
     if mode is Normalisation.CAFFE:
         return x[..., ::-1] - _CAFFE_MEAN_BGR
     return x
+
+
+def classifier_views(pixels: np.ndarray, averaging: ViewAveraging | str) -> np.ndarray:
+    """The views of one photo's prepared HxWx3 pixels, stacked (VxHxWx3); the first is the photo.
+
+    Averaging the classifier over a photo and its mirror image steadies its answer on small
+    training sets; training (`training.features`) and serving use these same views."""
+    pixels = np.asarray(pixels)
+    if ViewAveraging(averaging) is ViewAveraging.MIRROR:
+        return np.stack([pixels, pixels[..., ::-1, :]])
+    return pixels[np.newaxis]
 
 
 def prepare_input(

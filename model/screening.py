@@ -19,7 +19,7 @@ from model.errors import ImageRejected
 from model.explain import Explainer, HeatmapMethod
 from model.imaging import DecodeLimits, decode_image
 from model.inference import Classifier
-from model.preprocess import prepare_input
+from model.preprocess import classifier_views, normalise, prepare_pixels
 from model.quality import QualityThresholds, assess
 from model.render import render_overlay, warm_up_legends
 from model.types import RETAKE_REASONS, Reason, ScreeningResult, StageTimings, Verdict
@@ -107,8 +107,10 @@ class Screener:
             )
 
         start = time.perf_counter()
-        batch = prepare_input(image, manifest.input_size, manifest.normalisation)
-        probabilities = self.classifier.predict(batch)
+        pixels = prepare_pixels(image, manifest.input_size)
+        views = normalise(classifier_views(pixels, manifest.view_averaging), manifest.normalisation)
+        probabilities = self.classifier.predict_views(views)
+        batch = views[:1]  # the photo itself, for the heatmap
         inference_ms = _ms_since(start)
 
         predicted_index = int(np.argmax(probabilities))

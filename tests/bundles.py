@@ -14,7 +14,7 @@ import numpy as np
 
 from model.bundle import Bundle, BundleManifest, Thresholds
 from model.imaging import decode_image
-from model.preprocess import prepare_input
+from model.preprocess import ViewAveraging, prepare_input
 from training.backbones import build_classifier, get_backbone
 from training.export import export_bundle
 
@@ -38,6 +38,7 @@ def build_test_bundle(
     quantization: str = "int8",
     thresholds: Thresholds | None = None,
     fit_steps: int = 60,
+    view_averaging: ViewAveraging = ViewAveraging.MIRROR,  # as the demo
 ) -> Bundle:
     import keras
 
@@ -69,6 +70,7 @@ def build_test_bundle(
         quantization=quantization,
         backbone=spec.name,
         heatmap_layer=spec.heatmap_layer,
+        view_averaging=view_averaging,
         metrics={"note": "test bundle; head fitted on a few photos, not evaluated"},
         training_data={"photos": len(photos), "source": "shared/data/mpox-web-2022 (subset)"},
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

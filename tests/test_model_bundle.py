@@ -9,6 +9,7 @@ import pytest
 
 from model.bundle import load_bundle
 from model.errors import BundleError
+from model.preprocess import ViewAveraging
 
 
 @pytest.fixture
@@ -62,6 +63,21 @@ def test_manifest_carries_what_the_issue_requires(test_bundle_path):
 def test_broken_bundle_gives_one_clear_error(bundle_copy, breakage, message):
     breakage(bundle_copy)
     with pytest.raises(BundleError, match=message):
+        load_bundle(bundle_copy)
+
+
+def test_bundle_written_before_classifier_views_reads_as_the_photo_alone(bundle_copy):
+    # bundle.json's checksums cover the other files only, so an older manifest still loads.
+    data = json.loads((bundle_copy / "bundle.json").read_text())
+    assert data["view_averaging"] == "mirror"
+    del data["view_averaging"]
+    (bundle_copy / "bundle.json").write_text(json.dumps(data))
+    assert load_bundle(bundle_copy).manifest.view_averaging is ViewAveraging.NONE
+
+
+def test_unknown_view_averaging_is_refused(bundle_copy):
+    _edit_manifest(bundle_copy, view_averaging="rotate")
+    with pytest.raises(BundleError, match="bad field"):
         load_bundle(bundle_copy)
 
 

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.preprocess import Normalisation, normalise, prepare_input, prepare_pixels
+from model.preprocess import (
+    Normalisation,
+    classifier_views,
+    normalise,
+    prepare_input,
+    prepare_pixels,
+)
 
 
 @pytest.mark.parametrize(
@@ -38,3 +44,12 @@ def test_prepare_input_is_a_float_batch():
     batch = prepare_input(Image.new("RGB", (300, 300)), (224, 224), "tf")
     assert batch.shape == (1, 224, 224, 3) and batch.dtype == np.float32
     assert batch.min() == -1.0
+
+
+def test_classifier_views_are_the_photo_then_its_mirror_image():
+    pixels = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    views = classifier_views(pixels, "mirror")
+    assert views.shape == (2, 2, 3, 3)
+    assert (views[0] == pixels).all()
+    assert (views[1] == pixels[:, ::-1]).all()  # left-right: columns reversed, rows and channels kept
+    assert (classifier_views(pixels, "none") == pixels[np.newaxis]).all()

@@ -10,6 +10,9 @@ from PIL import Image
 
 from model.bundle import Thresholds
 from model.decision import decide
+from model.imaging import decode_image
+from model.inference import Classifier
+from model.preprocess import ViewAveraging, normalise, prepare_pixels
 from model.types import Reason, ScreeningResult, Verdict
 from tests.images import AWKWARD_VALID, BAD_INPUTS
 
@@ -115,3 +118,19 @@ def test_screener_is_thread_safe(screener, shared_photo_paths):
         together = list(pool.map(lambda p: screener.screen(p).probabilities, photos))
     for a, b in zip(alone, together, strict=True):
         assert np.allclose(list(a.values()), list(b.values()))
+
+
+def test_probabilities_are_the_mean_over_the_photo_and_its_mirror_image(screener, shared_photo_paths):
+    manifest = screener.manifest
+    assert manifest.view_averaging is ViewAveraging.MIRROR
+    single = Classifier(screener.bundle.tflite_path)
+    views_differ = 0
+    for path in shared_photo_paths[::4]:
+        photo = path.read_bytes()
+        pixels = prepare_pixels(decode_image(photo), manifest.input_size)
+        own = single.predict(normalise(pixels, manifest.normalisation)[np.newaxis])
+        mirrored = single.predict(normalise(pixels[:, ::-1], manifest.normalisation)[np.newaxis])
+        result = screener.screen(photo, with_heatmap=False)
+        assert [result.probabilities[c] for c in manifest.class_names] == pytest.approx((own + mirrored) / 2, abs=1e-6)
+        views_differ += not np.allclose(own, mirrored, atol=1e-3)
+    assert views_differ  # the views do differ on some photos, so the mean is not a no-op
