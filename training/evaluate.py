@@ -45,6 +45,30 @@ def choose_threshold(is_positive: np.ndarray, positive_probability: np.ndarray, 
     return float(min(1.0, reaching.max()))
 
 
+def conformal_threshold(is_positive: np.ndarray, positive_probability: np.ndarray, target: float) -> float:
+    """The split-conformal threshold on P(positive) for sensitivity `target`.
+
+    With n positive photos it is the k-th lowest of their probabilities, k = floor((n + 1) *
+    (1 - target)): a new positive photo exchangeable with them falls below it with probability at
+    most 1 - target. `choose_threshold` stops at the last positive it needs, so by construction a
+    new photo is missed more often than on the photos it was chosen on. With fewer than
+    1 / (1 - target) - 1 positives no threshold can promise the target; it is then the lowest one.
+    """
+    positives = np.sort(np.asarray(positive_probability)[np.asarray(is_positive, bool)])
+    if len(positives) == 0:
+        raise ValueError("no positive photos to choose a threshold from")
+    k = math.floor((len(positives) + 1) * (1 - target) + 1e-9)
+    return float(positives[max(k, 1) - 1])
+
+
+THRESHOLD_RULES = {"conformal": conformal_threshold, "empirical": choose_threshold}
+
+
+def operating_threshold(rule: str, is_positive: np.ndarray, positive_probability: np.ndarray, target: float) -> float:
+    """The threshold for sensitivity `target` by `rule` ("conformal" or "empirical")."""
+    return THRESHOLD_RULES[rule](is_positive, positive_probability, target)
+
+
 def threshold_for_specificity(is_positive: np.ndarray, positive_probability: np.ndarray, target: float) -> float:
     """The lowest threshold on P(positive) that keeps specificity on these predictions >= target."""
     negatives = np.sort(np.asarray(positive_probability)[~np.asarray(is_positive, bool)])
