@@ -55,7 +55,8 @@ def served_check_seconds(spec, weights, pixels, augmented, args) -> float:
     start = time.perf_counter()
     model = build_classifier(spec, 4, weights=weights)
     calibration = calibration_batches(pixels, augmented, spec.normalisation)
-    served_probabilities(model, args.quantization, calibration, pixels[: len(pixels) // args.folds], spec.normalisation)
+    served_probabilities(model, args.quantization, calibration, pixels[: len(pixels) // args.folds], spec.normalisation,
+                         "mirror")
     return time.perf_counter() - start
 
 
@@ -66,8 +67,8 @@ def resampled(embeddings, labels, groups, count: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(labels), count, replace=True)
     noise = lambda a: a + rng.normal(scale=0.05 * a.std(), size=a.shape).astype(np.float32)  # noqa: E731
-    plain, augmented = noise(embeddings.plain[pick]), noise(embeddings.augmented[pick])
-    return Embeddings(plain, augmented), labels[pick], groups[pick] * 10_000 + np.arange(count) // 3
+    plain, augmented, mirrored = (noise(a[pick]) for a in (embeddings.plain, embeddings.augmented, embeddings.mirrored))
+    return Embeddings(plain, augmented, mirrored), labels[pick], groups[pick] * 10_000 + np.arange(count) // 3
 
 
 def main() -> None:

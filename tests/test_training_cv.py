@@ -47,6 +47,8 @@ def test_quick_run_writes_every_output(quick_run):
     served = summary["operating_points"]["mobilenet_v2_035"]["served"]
     assert served["folds"] == 3 and served["agreement"] >= 0.95 and served["max_probability_change"] < 0.1
     assert summary["operating_points"]["mobilenet_v2_035"]["threshold_basis"] == "served model"
+    baseline = summary["reference_baseline"]
+    assert {"group_folds_accuracy", "float_group_folds_accuracy", "float_ordinary_5_fold_accuracy"} <= set(baseline)
     config = json.loads((quick_run / "config.json").read_text())
     assert config["folds_used"] == 3 and "tensorflow" in " ".join(config["packages"])
 
@@ -57,6 +59,9 @@ def test_audit_finds_the_same_lesion_photos_in_shared_data(quick_run):
     assert any({"mpox/5.jfif", "mpox/10.jfif"} <= g for g in as_sets)  # crops of one photo
     assert any({"mpox/23.jfif", "mpox/43.jfif"} <= g for g in as_sets)  # mirror images
     assert any({"normal/24.jfif", "normal/25.jfif"} <= g for g in as_sets)
+    # a zoomed crop of one stock photo: found by the embedding, which the audit computes at the
+    # backbone's native size even when the study serves a smaller input (here 160 px)
+    assert any({"mpox/17.jfif", "mpox/33.jfif"} <= g for g in as_sets)
 
 
 def test_quick_bundle_loads_and_screens_a_photo(quick_run):
@@ -66,6 +71,7 @@ def test_quick_bundle_loads_and_screens_a_photo(quick_run):
     manifest = bundle.manifest
     assert manifest.quantization == "int8" and manifest.positive_class == "mpox"
     assert manifest.input_size == (160, 160)  # --input-size reaches the served bundle
+    assert manifest.view_averaging == "mirror"  # served as studied: photo and mirror image averaged
     assert 0 < manifest.thresholds.inconclusive <= manifest.thresholds.positive < 1
     assert manifest.training_data["audit"]["photos"] == 93 and manifest.code_version
     screener = load_screener(quick_run / "bundle")
@@ -81,10 +87,11 @@ def _synthetic_inputs(seed: int = 0) -> StudyInputs:
     centres = rng.normal(size=(3, 8)) * 3
     plain = centres[labels] + rng.normal(size=(36, 8))
     augmented = plain[:, None, :] + rng.normal(scale=0.1, size=(36, 2, 8))
+    mirrored = plain + rng.normal(scale=0.1, size=(36, 8))
     empty = np.zeros((36, 1, 1, 3), np.uint8)
     return StudyInputs(
         spec=get_backbone("mobilenet_v2_035"), weights=None, class_names=("a", "mpox", "c"), positive_class="mpox",
-        labels=labels, groups=np.arange(36) // 2, embeddings=Embeddings(plain, augmented), pixels=empty,
+        labels=labels, groups=np.arange(36) // 2, embeddings=Embeddings(plain, augmented, mirrored), pixels=empty,
         augmented_pixels=empty[:, None], head=HeadConfig(regularisation=(1.0,), inner_folds=2),
         target_sensitivity=0.95,
     )
@@ -136,7 +143,7 @@ def test_several_backbones_skip_the_unavailable_ones_with_a_note(tmp_path):
 def test_fine_tuned_fold_takes_its_threshold_from_frozen_inner_predictions(monkeypatch):
     """The early-stopping split once chose the threshold (sensitivity at threshold 0.54): here the
     stand-in fine-tuned model says P(mpox)=0.5 for every photo, so that split would give 0.5."""
-    from training.evaluate import choose_threshold
+    from training.evaluate import operating_threshold
     from training.train import fit_head
 
     class FineTuned:  # stands in for the fine-tuned Keras model
@@ -150,6 +157,23 @@ def test_fine_tuned_fold_takes_its_threshold_from_frozen_inner_predictions(monke
     train, test = group_splits(inputs.labels, inputs.groups, 3, 0)[0]
     row = study.run_fold(inputs, 0, train, test)
     frozen = fit_head(inputs.embeddings, inputs.labels, inputs.groups, train, 3, inputs.head, inputs.seed)
-    expected = choose_threshold(inputs.labels[train] == 1, frozen.inner_probabilities[:, 1], 0.95)
+    expected = operating_threshold(
+        inputs.threshold_rule, inputs.labels[train] == 1, frozen.inner_probabilities[:, 1], 0.95)
     assert row["threshold"] == pytest.approx(expected) and expected != pytest.approx(0.5)
     assert np.allclose(row["probabilities"], [[0.25, 0.5, 0.25]] * len(test))  # scored with the fine-tuned model
+
+
+@pytest.mark.parametrize("augmentation", ["mirror", "none"])
+def test_fold_scores_each_photo_on_the_mean_over_its_classifier_views(augmentation):
+    from training.train import fit_head, probabilities
+
+    inputs = _synthetic_inputs()
+    inputs = dataclasses.replace(inputs, head=dataclasses.replace(inputs.head, view_averaging=augmentation))
+    train, test = group_splits(inputs.labels, inputs.groups, 3, 0)[0]
+    row = study.run_fold(inputs, 0, train, test)
+    fitted = fit_head(inputs.embeddings, inputs.labels, inputs.groups, train, 3, inputs.head, inputs.seed)
+    own = probabilities(fitted.model, inputs.embeddings.plain[test], 3)
+    mirrored = probabilities(fitted.model, inputs.embeddings.mirrored[test], 3)
+    expected = (own + mirrored) / 2 if augmentation == "mirror" else own
+    assert np.allclose(row["probabilities"], expected)
+    assert not np.allclose(own, mirrored)

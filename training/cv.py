@@ -43,6 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--folds", type=int, default=10)
     parser.add_argument("--positive-class", default="mpox")
     parser.add_argument("--target-sensitivity", type=float, default=0.95)
+    parser.add_argument("--threshold-rule", default="conformal", choices=("conformal", "empirical"),
+                        help="conformal: a threshold that new positives clear with the target sensitivity "
+                             "(split conformal); empirical: the highest one reaching it on the predictions")
     parser.add_argument("--inconclusive-sensitivity", type=float, default=0.99,
                         help="the inconclusive band starts where this sensitivity is reached...")
     parser.add_argument("--inconclusive-min-specificity", type=float, default=0.85,
@@ -52,6 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="fit and score heads on the float body's embedding instead of the served "
                              "(--quantization) body's; the figures then describe a model that is not served")
     parser.add_argument("--export-backbone", help="backbone of the exported bundle (default: first)")
+    parser.add_argument("--view-averaging", default="mirror", choices=("mirror", "none"),
+                        help="test-time augmentation: average each photo's probabilities over it and its mirror image (as served)")
     parser.add_argument("--augmented-copies", type=int, default=4, help="augmented copies per training photo")
     parser.add_argument("--fine-tune-layers", type=int, default=0, help="unfreeze the top N layers")
     parser.add_argument("--fine-tune-epochs", type=int, default=10)
@@ -78,7 +83,9 @@ class Prepared:
     pixels: np.ndarray
     augmented: np.ndarray
     embeddings: Embeddings  # what heads are fitted on: the served body's unless --float-embeddings
-    float_plain: np.ndarray  # float body's embedding of each photo: the audit's cosine was set on it
+    # The float body's embedding of each photo at the backbone's native input size: the audit's
+    # cosine threshold was set on it, and it is the reference baseline's float embedding.
+    float_plain: np.ndarray
 
 
 def decode_all(records) -> tuple[list, list, list[tuple[str, str]]]:
@@ -97,7 +104,7 @@ def decode_all(records) -> tuple[list, list, list[tuple[str, str]]]:
 
 def prepare_backbone(name: str, args, records, images, cache_dir: Path) -> Prepared:
     """Raises ValueError/FileNotFoundError with a clear message when the backbone cannot be used."""
-    spec = get_backbone(name)
+    native = spec = get_backbone(name)
     if args.input_size:
         # The ImageNet weights are convolutional: they load at any input size.
         spec = dataclasses.replace(spec, input_size=args.input_size)
@@ -110,10 +117,16 @@ def prepare_backbone(name: str, args, records, images, cache_dir: Path) -> Prepa
         embeddings = compute_embeddings(
             spec, weights, pixels, augmented, cache_dir / f"{name}-{key}.npz", args.seed, quantization)
         float_plain = embeddings.plain
-        if quantization is not None:
-            float_key = cache_key(spec, weights, paths, 0, args.seed)
+        if quantization is not None or native.input_size != spec.input_size:
+            # The audit's similarity threshold was set on the float body at its native size, so
+            # near-duplicates are found the same way whatever size is served.
+            native_pixels = pixels
+            if native.input_size != spec.input_size:
+                native_pixels, _ = load_pixels(images, (native.input_size, native.input_size), 0, args.seed)
+            float_key = cache_key(native, weights, paths, 0, args.seed)
             float_plain = compute_embeddings(
-                spec, weights, pixels, augmented[:, :0], cache_dir / f"{name}-{float_key}.npz", args.seed).plain
+                native, weights, native_pixels, native_pixels[:, np.newaxis][:, :0],
+                cache_dir / f"{name}-{float_key}.npz", args.seed).plain
     except Exception as exc:  # Keras raises plain Exception when a download fails
         raise FileNotFoundError(
             f"{name}: could not load weights {weights!r} ({exc}); pass --weights-dir with Keras' "
@@ -176,7 +189,7 @@ def run(args) -> int:
     splits = group_splits(labels, audit.groups, args.folds, args.seed)
     config = write_config(args, args.out, {
         "class_names": list(dataset.class_names), "layout": dataset.layout, "folds_used": len(splits),
-        "audit_backbone": audit_backbone, "head": asdict(HeadConfig()),
+        "audit_backbone": audit_backbone, "head": asdict(HeadConfig(view_averaging=args.view_averaging)),
         "audit_thresholds": {"phash_max_distance": PHASH_MAX_DISTANCE, "embedding_min_cosine": EMBEDDING_MIN_COSINE},
     })
     finish_study(args, config, dataset, records, images, labels, audit, splits, prepared, notes)

@@ -59,9 +59,12 @@ def render_model_card(manifest, extra_sections: dict[str, str] | None = None) ->
         f"- Backbone: {manifest.backbone}; input {manifest.input_size[0]}x{manifest.input_size[1]} "
         f"RGB, normalisation `{manifest.normalisation.value}`.",
         f"- Classes: {', '.join(manifest.class_names)}; positive class: `{manifest.positive_class}`.",
-        f"- Serving model: TFLite, quantization `{manifest.quantization}`.",
+        f"- Serving model: TFLite, quantization `{manifest.quantization}`"
+        + ("; probabilities averaged over the photo and its mirror image." if manifest.view_averaging == "mirror" else "."),
         f"- Decision: positive when P({manifest.positive_class}) >= {manifest.thresholds.positive:.3f}; "
-        f"inconclusive from {manifest.thresholds.inconclusive:.3f}; negative below.",
+        + (f"inconclusive from {manifest.thresholds.inconclusive:.3f}; negative below."
+           if manifest.thresholds.inconclusive < manifest.thresholds.positive
+           else "negative below (no inconclusive band: the threshold already catches every out-of-fold positive)."),
         "",
         "## Training data",
     ]

@@ -1,8 +1,9 @@
 """Frozen-backbone embeddings, computed once per backbone per run and cached on disk.
 
-The frozen phase of every fold only needs the pooled embedding (`features` layer) of each photo
-and of a few augmented copies, so they are computed once for the whole data set and reused by
-all folds; the augmented copies are used only when their photo is in a training fold.
+The frozen phase of every fold only needs the pooled embedding (`features` layer) of each photo,
+of its mirror image (the second test-time view, `model.preprocess.classifier_views`) and of a few
+augmented copies, so they are computed once for the whole data set and reused by all folds; the
+augmented copies are used only when their photo is in a training fold.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from model.preprocess import normalise
+from model.preprocess import ViewAveraging, classifier_views, normalise
 from training.backbones import BackboneSpec, build_classifier
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,18 @@ BATCH_SIZE = 32
 class Embeddings:
     plain: np.ndarray  # (N, D) embedding of each photo
     augmented: np.ndarray  # (N, copies, D) embeddings of augmented copies
+    mirrored: np.ndarray  # (N, D) embedding of each photo's mirror image
+
+    def views(self, index: np.ndarray, averaging: ViewAveraging | str) -> list[np.ndarray]:
+        """Embeddings of the test-time views of the photos at `index`, one (n, D) array per view."""
+        if ViewAveraging(averaging) is ViewAveraging.MIRROR:
+            return [self.plain[index], self.mirrored[index]]
+        return [self.plain[index]]
+
+
+def mirror_images(pixels: np.ndarray) -> np.ndarray:
+    """The second test-time view of every photo in uint8 pixels (N,H,W,3)."""
+    return np.stack([classifier_views(p, ViewAveraging.MIRROR)[1] for p in pixels]) if len(pixels) else pixels
 
 
 def feature_model(classifier):
@@ -62,6 +75,7 @@ def served_embeddings(extractor, spec: BackboneSpec, plain_pixels: np.ndarray, a
     return Embeddings(
         plain=tflite_outputs(flatbuffer, plain_pixels, spec.normalisation),
         augmented=augmented.reshape(*augmented_pixels.shape[:2], -1),
+        mirrored=tflite_outputs(flatbuffer, mirror_images(plain_pixels), spec.normalisation),
     )
 
 
@@ -76,6 +90,7 @@ def cache_key(
         "weights": weights or "none",
         "copies": copies,
         "seed": seed,
+        "views": "plain+mirrored",
         "photos": [f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in paths],
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
@@ -97,17 +112,18 @@ def compute_embeddings(
     if cache_path is not None and cache_path.is_file():
         with np.load(cache_path) as cached:
             log.info("embeddings read from cache path=%s", cache_path)
-            return Embeddings(cached["plain"], cached["augmented"])
+            return Embeddings(cached["plain"], cached["augmented"], cached["mirrored"])
     classifier = build_classifier(spec, 2, weights=weights, seed=seed)
     extractor = feature_model(classifier)
     if quantization is None:
         result = Embeddings(
             plain=embed(extractor, plain_pixels, spec, f"{spec.name} photos"),
             augmented=embed(extractor, augmented_pixels, spec, f"{spec.name} augmented"),
+            mirrored=embed(extractor, mirror_images(plain_pixels), spec, f"{spec.name} mirrored"),
         )
     else:
         result = served_embeddings(extractor, spec, plain_pixels, augmented_pixels, quantization)
     if cache_path is not None:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache_path, plain=result.plain, augmented=result.augmented)
+        np.savez(cache_path, plain=result.plain, augmented=result.augmented, mirrored=result.mirrored)
     return result

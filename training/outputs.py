@@ -10,14 +10,15 @@ from pathlib import Path
 import numpy as np
 
 from model.bundle import BundleManifest, Thresholds
+from model.preprocess import ViewAveraging
 from training.audit import AuditReport, audit_markdown
-from training.evaluate import choose_threshold, mean_std, rates_at, threshold_for_specificity
+from training.evaluate import mean_std, operating_threshold, rates_at, threshold_for_specificity
 from training.export import export_bundle
 from training.quantize import quantization_markdown, quantization_study
 from training.report import plot_confusion, plot_folds, plot_roc, summary_table, write_results_csv
 from training.run_info import git_sha, utc_now
-from training.study import StudyInputs, fit_final, out_of_fold, run_folds
-from training.train import HeadConfig, baseline_accuracies, group_splits, probabilities
+from training.study import StudyInputs, fit_final, keras_view_probabilities, out_of_fold, run_folds
+from training.train import HeadConfig, baseline_accuracies, group_splits, view_probabilities
 
 DISCLAIMER = (
     "A screening aid, not a diagnosis. Figures come from cross-validation on the data named "
@@ -30,17 +31,18 @@ def _inputs(args, prepared, class_names, labels, groups) -> StudyInputs:
         spec=prepared.spec, weights=prepared.weights, class_names=class_names,
         positive_class=args.positive_class, labels=labels, groups=groups,
         embeddings=prepared.embeddings, pixels=prepared.pixels, augmented_pixels=prepared.augmented,
-        head=HeadConfig(), target_sensitivity=args.target_sensitivity,
+        head=HeadConfig(view_averaging=args.view_averaging), target_sensitivity=args.target_sensitivity,
         fine_tune_layers=args.fine_tune_layers, fine_tune_epochs=args.fine_tune_epochs, seed=args.seed,
-        serving_quantization=args.quantization,
+        serving_quantization=args.quantization, threshold_rule=args.threshold_rule,
     )
 
 
 def _config_key(config: dict, backbone: str, splits) -> str:
     relevant = {k: config.get(k) for k in ("weights", "weights_dir", "augmented_copies", "fine_tune_layers",
                                            "fine_tune_epochs", "seed", "target_sensitivity", "positive_class", "head",
-                                           "quantization", "float_embeddings", "input_size")}
-    relevant["protocol"] = 2  # 2: frozen-inner thresholds for fine-tuning, served-model check per fold
+                                           "quantization", "float_embeddings", "input_size", "threshold_rule")}
+    # 2: frozen-inner thresholds for fine-tuning, served-model check per fold; 3: test-time views
+    relevant["protocol"] = 3
     relevant["backbone"] = backbone
     relevant["splits"] = [test.tolist() for _, test in splits]
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -49,17 +51,17 @@ def _config_key(config: dict, backbone: str, splits) -> str:
 def operating_point(args, labels: np.ndarray, oof: np.ndarray, positive: int) -> dict:
     """Thresholds chosen on out-of-fold predictions of every photo, and what they give there."""
     is_positive, p = labels == positive, oof[:, positive]
-    threshold = choose_threshold(is_positive, p, args.target_sensitivity)
+    threshold = operating_threshold(args.threshold_rule, is_positive, p, args.target_sensitivity)
     # The band catches the last positives, but never so wide that it swallows most negatives.
     inconclusive = min(threshold, max(
-        choose_threshold(is_positive, p, args.inconclusive_sensitivity),
+        operating_threshold(args.threshold_rule, is_positive, p, args.inconclusive_sensitivity),
         threshold_for_specificity(is_positive, p, args.inconclusive_min_specificity),
     ))
     sensitivity, specificity = rates_at(is_positive, p, threshold)
     in_band = (p >= inconclusive) & (p < threshold)
     return {
         "positive_threshold": threshold, "inconclusive_threshold": inconclusive,
-        "target_sensitivity": args.target_sensitivity, "oof_sensitivity": sensitivity,
+        "target_sensitivity": args.target_sensitivity, "rule": args.threshold_rule, "oof_sensitivity": sensitivity,
         "oof_specificity": specificity,
         "oof_sensitivity_incl_inconclusive": rates_at(is_positive, p, inconclusive)[0],
         "negatives_in_inconclusive_band": float(in_band[~is_positive].mean()),
@@ -101,7 +103,8 @@ def _card_metrics(stats: dict, point: dict, folds: int, photos: int) -> dict:
     metrics.update(
         protocol=f"{folds}-fold stratified group k-fold on {photos} photos (near-duplicates kept in one fold); "
         "per-fold thresholds chosen on inner folds of the training photos",
-        threshold_from_out_of_fold=f"{point['positive_threshold']:.4f} for sensitivity >= {point['target_sensitivity']}",
+        threshold_from_out_of_fold=(f"{point['positive_threshold']:.4f} for sensitivity >= {point['target_sensitivity']} "
+                                    f"({point['rule']} rule)"),
         out_of_fold_sensitivity=round(point["oof_sensitivity"], 3),
         out_of_fold_specificity=round(point["oof_specificity"], 3),
     )
@@ -111,21 +114,30 @@ def _card_metrics(stats: dict, point: dict, folds: int, photos: int) -> dict:
             served_model_out_of_fold_sensitivity=round(served["sensitivity_at_threshold"], 3),
             served_model_out_of_fold_specificity=round(served["specificity_at_threshold"], 3),
             served_model_agreement_with_study=round(served["agreement"], 3),
+            # each fold's own threshold from its training photos, scored on its test photos
+            served_model_nested_sensitivity=round(served["pooled_sensitivity_at_fold_thresholds"], 3),
+            served_model_nested_specificity=round(served["pooled_specificity_at_fold_thresholds"], 3),
         )
     return metrics
 
 
-def reference_baseline(inputs: StudyInputs, splits, seed: int) -> dict:
-    """Plain logistic regression, on our group-aware folds and on 5 ordinary stratified folds
-    (which let near-duplicates straddle train and test, and so flatter it)."""
+def reference_baseline(inputs: StudyInputs, float_plain: np.ndarray, splits, seed: int) -> dict:
+    """Plain logistic regression on the embedding the heads use and on the float body's, on our
+    group-aware folds and on 5 ordinary stratified folds (which let near-duplicates straddle
+    train and test, and so flatter it)."""
     from sklearn.model_selection import StratifiedKFold
 
     ordinary = list(StratifiedKFold(5, shuffle=True, random_state=seed).split(inputs.labels, inputs.labels))
-    grouped, straddling = baseline_accuracies(inputs.embeddings, inputs.labels, splits), baseline_accuracies(
-        inputs.embeddings, inputs.labels, ordinary)
+
+    def accuracy(features: np.ndarray, folds) -> dict:
+        values = baseline_accuracies(features, inputs.labels, folds)
+        return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1))}
+
     return {
-        "group_folds_accuracy": {"mean": float(np.mean(grouped)), "std": float(np.std(grouped, ddof=1))},
-        "ordinary_5_fold_accuracy": {"mean": float(np.mean(straddling)), "std": float(np.std(straddling, ddof=1))},
+        "group_folds_accuracy": accuracy(inputs.embeddings.plain, splits),
+        "ordinary_5_fold_accuracy": accuracy(inputs.embeddings.plain, ordinary),
+        "float_group_folds_accuracy": accuracy(float_plain, splits),
+        "float_ordinary_5_fold_accuracy": accuracy(float_plain, ordinary),
     }
 
 
@@ -159,7 +171,7 @@ def export_final(args, inputs: StudyInputs, manifest_extra: dict, out: Path, sec
         class_names=inputs.class_names, positive_class=inputs.positive_class,
         input_size=(spec.input_size, spec.input_size), normalisation=spec.normalisation,
         quantization=args.quantization, backbone=spec.name, heatmap_layer=spec.heatmap_layer,
-        created_at=utc_now(), code_version=git_sha(), **manifest_extra,
+        view_averaging=ViewAveraging(inputs.head.view_averaging), created_at=utc_now(), code_version=git_sha(), **manifest_extra,
     )
     bundle = export_bundle(out / "bundle", classifier, manifest, inputs.calibration, sections)
     return bundle.path
@@ -170,18 +182,17 @@ def holdout_studies(args, inputs: StudyInputs, images, out: Path) -> tuple[list[
     from training.gallery import heatmap_gallery
 
     train, test = group_splits(inputs.labels, inputs.groups, 3, args.seed)[0]
-    from model.preprocess import normalise
-
     classifier, fitted = fit_final(inputs, train)
     modes = (args.quantization,) if args.quick else ("fp32", "dynamic", "fp16", "int8")
-    float_inputs = normalise(inputs.pixels[test], inputs.spec.normalisation)
-    study_probs = (classifier.predict(float_inputs, verbose=0) if inputs.fine_tune_layers > 0 else
-                   probabilities(fitted.model, inputs.embeddings.plain[test], len(inputs.class_names)))
+    averaging = inputs.head.view_averaging
+    study_probs = (keras_view_probabilities(classifier, inputs.pixels[test], inputs) if inputs.fine_tune_layers > 0 else
+                   view_probabilities(fitted.model, inputs.embeddings, test, len(inputs.class_names), averaging))
     rows = quantization_study(classifier, inputs.spec.normalisation, inputs.calibration, inputs.pixels[test],
-                              inputs.labels[test], study_probs, inputs.positive_index, out / "quantization", modes)
+                              inputs.labels[test], study_probs, inputs.positive_index, out / "quantization", modes,
+                              averaging)
     keras_path = out / "quantization" / "holdout_model.keras"
     classifier.save(keras_path)
-    probs = classifier.predict(float_inputs, verbose=0)
+    probs = keras_view_probabilities(classifier, inputs.pixels[test], inputs)
     heatmap_gallery(keras_path, inputs.spec.heatmap_layer, [images[i] for i in test], inputs.pixels[test],
                     inputs.labels[test], probs, inputs.class_names, inputs.spec.normalisation, out / "gallery.png")
     return rows, len(test)
@@ -194,15 +205,21 @@ def _summary_markdown(args, dataset, audit: AuditReport, stats: dict, points: di
         f"# Study: {dataset.root.name} ({len(audit.names)} photos, {folds} group-aware folds)", "", DISCLAIMER, "",
         "## Cross-validation (mean ± std over folds)", "",
         "`sensitivity`/`specificity`: positive class by arg-max; `..._at_threshold`: P(positive) >= a "
-        "threshold chosen on inner folds of each fold's training photos (never on its test photos).", "",
+        f"threshold chosen ({args.threshold_rule} rule) on inner folds of each fold's training photos (never on its "
+        "test photos). Each photo's probabilities are "
+        + ("the mean over it and its mirror image, as served." if args.view_averaging == "mirror" else "its own."),
+        "",
         summary_table(stats),
-        f"Reference ({export}): sklearn's default logistic regression on the frozen embedding reaches "
+        f"Reference ({export}): sklearn's default logistic regression on the frozen embedding the heads use reaches "
         f"accuracy {grouped['mean']:.3f} ± {grouped['std']:.3f} on the same group-aware folds, and "
         f"{ordinary['mean']:.3f} ± {ordinary['std']:.3f} on 5 ordinary stratified folds where near-duplicates "
-        "straddle train and test (optimistic).", "",
+        "straddle train and test (optimistic); on the float body's embedding at its native input size "
+        f"{baseline['float_group_folds_accuracy']['mean']:.3f} ± {baseline['float_group_folds_accuracy']['std']:.3f} "
+        f"and {baseline['float_ordinary_5_fold_accuracy']['mean']:.3f} ± "
+        f"{baseline['float_ordinary_5_fold_accuracy']['std']:.3f}.", "",
         "## Operating point (from out-of-fold predictions of every photo)", "",
         f"- {export}: P({args.positive_class}) >= {point['positive_threshold']:.4f} reaches sensitivity "
-        f"{point['oof_sensitivity']:.3f} (target {args.target_sensitivity}) with specificity "
+        f"{point['oof_sensitivity']:.3f} (target {args.target_sensitivity}, {args.threshold_rule} rule) with specificity "
         f"{point['oof_specificity']:.3f}.",
         f"- Inconclusive from {point['inconclusive_threshold']:.4f} (sensitivity incl. inconclusive "
         f"{point['oof_sensitivity_incl_inconclusive']:.3f}; {point['negatives_in_inconclusive_band']:.1%} "
@@ -250,7 +267,7 @@ def finish_study(args, config, dataset, records, images, labels, audit, splits, 
         raise ValueError(f"--export-backbone {export} is not among the backbones that ran: {list(prepared)}")
     inputs = _inputs(args, prepared[export], class_names, labels, audit.groups)
     quant, held_out = holdout_studies(args, inputs, images, out)
-    baseline = reference_baseline(inputs, splits, args.seed)
+    baseline = reference_baseline(inputs, prepared[export].float_plain, splits, args.seed)
     point = points[export]
     manifest_extra = {
         "thresholds": Thresholds(positive=point["positive_threshold"], inconclusive=point["inconclusive_threshold"]),

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from model.inference import Classifier
-from model.preprocess import Normalisation, normalise
+from model.preprocess import Normalisation, ViewAveraging, classifier_views, normalise
 from training.export import convert_to_tflite
 
 LATENCY_RUNS = 30
@@ -46,10 +46,19 @@ def tflite_outputs(data: bytes, inputs: np.ndarray, normalisation: Normalisation
     return np.stack(outputs).astype(np.float32) if outputs else empty
 
 
-def served_probabilities(keras_model, mode: str, calibration, pixels: np.ndarray, normalisation: Normalisation) -> np.ndarray:
-    """Probabilities of `keras_model` once converted as served, for uint8 pixels (N,H,W,3)."""
+def served_probabilities(keras_model, mode: str, calibration, pixels: np.ndarray, normalisation: Normalisation,
+                         averaging: ViewAveraging | str = ViewAveraging.NONE) -> np.ndarray:
+    """Probabilities of `keras_model` once converted as served, for uint8 pixels (N,H,W,3),
+    averaged over the test-time views as the service does."""
     classifier = Classifier(model_content=convert_to_tflite(keras_model, mode, calibration), num_threads=1)
-    return np.stack([classifier.predict(normalise(p, normalisation)[np.newaxis]) for p in pixels])
+    return served_view_probabilities(classifier, pixels, normalisation, averaging)
+
+
+def served_view_probabilities(classifier: Classifier, pixels: np.ndarray, normalisation: Normalisation,
+                              averaging: ViewAveraging | str) -> np.ndarray:
+    """The service's probabilities (`Classifier.predict_views`) for uint8 pixels (N,H,W,3)."""
+    return np.stack([
+        classifier.predict_views(normalise(classifier_views(p, averaging), normalisation)) for p in pixels])
 
 
 def litert_latency_ms(classifier: Classifier, batch: np.ndarray, runs: int = LATENCY_RUNS) -> float:
@@ -73,13 +82,16 @@ def quantization_study(
     positive: int,
     folder: Path,
     modes: tuple[str, ...] = ("fp32", "dynamic", "fp16", "int8"),
+    averaging: ViewAveraging | str = ViewAveraging.NONE,
 ) -> list[dict]:
-    """One row per mode: size, LiteRT latency, held-out accuracy, and agreement / largest change
-    in P(positive) against the float Keras model and against the study's predictions
-    (`study_probs`: the head on the served-mode embedding, what the figures describe)."""
+    """One row per mode: size, LiteRT latency (one call: one view), held-out accuracy, and
+    agreement / largest change in P(positive) against the float Keras model and against the
+    study's predictions (`study_probs`: the head on the served-mode embedding, what the figures
+    describe). Probabilities are averaged over the test-time views, as served."""
     folder.mkdir(parents=True, exist_ok=True)
     test_inputs = normalise(test_pixels, normalisation)
-    float_probs = keras_model.predict(test_inputs, verbose=0)
+    views = np.stack([classifier_views(p, averaging) for p in test_pixels], axis=1)
+    float_probs = np.mean([keras_model.predict(normalise(v, normalisation), verbose=0) for v in views], axis=0)
 
     def row(mode: str, probs: np.ndarray, size_kb: float | None, latency_ms: float | None) -> dict:
         predicted = probs.argmax(axis=1)
@@ -97,7 +109,7 @@ def quantization_study(
         path = folder / f"model_{mode}.tflite"
         path.write_bytes(convert_to_tflite(keras_model, mode, calibration))
         classifier = Classifier(path, num_threads=1)
-        probs = np.stack([classifier.predict(batch[np.newaxis]) for batch in test_inputs])
+        probs = served_view_probabilities(classifier, test_pixels, normalisation, averaging)
         latency = round(litert_latency_ms(classifier, test_inputs[:1]), 2)
         rows.append(row(mode, probs, round(path.stat().st_size / 1024, 1), latency))
     return rows

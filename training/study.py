@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from model.preprocess import normalise
+from model.preprocess import classifier_views, normalise
 from training.backbones import BackboneSpec, build_classifier
-from training.evaluate import choose_threshold, fold_metrics
+from training.evaluate import fold_metrics, operating_threshold
 from training.features import Embeddings
 from training.quantize import calibration_batches, served_probabilities
 from training.train import (
@@ -26,7 +26,7 @@ from training.train import (
     fit_head,
     group_splits,
     install_head,
-    probabilities,
+    view_probabilities,
 )
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ class StudyInputs:
     fine_tune_epochs: int = 10
     seed: int = 0
     serving_quantization: str | None = None  # when set, each fold also scores its model as served
+    threshold_rule: str = "conformal"  # see training.evaluate.operating_threshold
 
     @property
     def calibration(self):
@@ -83,6 +84,12 @@ def _fine_tune_on(inputs: StudyInputs, classifier, index: np.ndarray) -> np.ndar
     return val_index
 
 
+def keras_view_probabilities(classifier, pixels: np.ndarray, inputs: StudyInputs) -> np.ndarray:
+    """A Keras classifier's probabilities for uint8 photos (N,H,W,3), averaged over test-time views."""
+    views = np.stack([classifier_views(p, inputs.head.view_averaging) for p in pixels], axis=1)
+    return np.mean([classifier.predict(normalise(view, inputs.spec.normalisation), verbose=0) for view in views], axis=0)
+
+
 def _fold_classifier(inputs: StudyInputs, fitted):
     """The fold's flat Keras model: the backbone with the fitted head in `predictions`."""
     num_classes = len(inputs.class_names)
@@ -105,12 +112,13 @@ def run_fold(inputs: StudyInputs, fold: int, train: np.ndarray, test: np.ndarray
     if inputs.fine_tune_layers > 0:
         classifier = _fold_classifier(inputs, fitted)
         _fine_tune_on(inputs, classifier, train)
-        test_probs = classifier.predict(normalise(inputs.pixels[test], inputs.spec.normalisation), verbose=0)
+        test_probs = keras_view_probabilities(classifier, inputs.pixels[test], inputs)
     else:
-        test_probs = probabilities(fitted.model, inputs.embeddings.plain[test], num_classes)
+        test_probs = view_probabilities(
+            fitted.model, inputs.embeddings, test, num_classes, inputs.head.view_averaging)
     positive = inputs.positive_index
-    threshold = choose_threshold(
-        inputs.labels[train] == positive, fitted.inner_probabilities[:, positive], inputs.target_sensitivity)
+    threshold = operating_threshold(
+        inputs.threshold_rule, inputs.labels[train] == positive, fitted.inner_probabilities[:, positive], inputs.target_sensitivity)
     metrics = fold_metrics(inputs.labels[test], test_probs, inputs.class_names, inputs.positive_class, threshold)
     row = {
         "backbone": inputs.spec.name,
@@ -124,7 +132,7 @@ def run_fold(inputs: StudyInputs, fold: int, train: np.ndarray, test: np.ndarray
     if inputs.serving_quantization:
         classifier = classifier or _fold_classifier(inputs, fitted)
         served = served_probabilities(classifier, inputs.serving_quantization, inputs.calibration,
-                                      inputs.pixels[test], inputs.spec.normalisation)
+                                      inputs.pixels[test], inputs.spec.normalisation, inputs.head.view_averaging)
         row["served_probabilities"] = served.tolist()
     return row
 

@@ -3,7 +3,9 @@
 The frozen phase is a multinomial logistic regression (a softmax layer) on the pooled backbone
 embedding, with class weights, trained on each training photo plus its augmented copies. Its
 regularisation strength is chosen on an inner, group-aware validation split of the training
-photos only; the same inner out-of-fold predictions give the fold's decision threshold. The
+photos only; the same inner out-of-fold predictions give the fold's decision threshold. A photo's
+probabilities are the mean over its test-time views (the photo and its mirror image, as served:
+`model.preprocess.classifier_views`), in the inner predictions as in the scored ones. The
 fitted weights are exactly a Keras `Dense(softmax)` layer, so they drop into the flat model's
 `predictions` layer for export, heatmaps and optional fine-tuning.
 """
@@ -31,6 +33,7 @@ class HeadConfig:
     inner_folds: int = 4
     class_weight: str | None = "balanced"
     max_iter: int = 3000
+    view_averaging: str = "mirror"  # views averaged per photo: "mirror" or "none"
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,14 @@ def probabilities(model: LogisticRegression, features: np.ndarray, num_classes: 
     out = np.zeros((len(features), num_classes))
     out[:, model.classes_] = model.predict_proba(features)
     return out
+
+
+def view_probabilities(
+    model: LogisticRegression, embeddings: Embeddings, index: np.ndarray, num_classes: int, averaging: str
+) -> np.ndarray:
+    """Probabilities of the photos at `index`, averaged over their test-time views."""
+    views = embeddings.views(index, averaging)
+    return np.mean([probabilities(model, view, num_classes) for view in views], axis=0)
 
 
 def _fit(features: np.ndarray, labels: np.ndarray, strength: float, config: HeadConfig, seed: int) -> LogisticRegression:
@@ -90,7 +101,8 @@ def inner_predictions(
     for inner_train, inner_test in group_splits(labels[index], groups[index], config.inner_folds, seed):
         features, targets = training_rows(embeddings, labels, index[inner_train])
         model = _fit(features, targets, strength, config, seed)
-        result[inner_test] = probabilities(model, embeddings.plain[index[inner_test]], num_classes)
+        result[inner_test] = view_probabilities(
+            model, embeddings, index[inner_test], num_classes, config.view_averaging)
     return result
 
 
@@ -175,13 +187,14 @@ def balanced_class_weight(labels: np.ndarray, num_classes: int) -> dict[int, flo
     return {i: float(len(labels) / (num_classes * c)) for i, c in enumerate(counts) if c > 0}
 
 
-def baseline_accuracies(embeddings: Embeddings, labels: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]]) -> list[float]:
+def baseline_accuracies(features: np.ndarray, labels: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]]) -> list[float]:
     """Per-fold accuracy of the reference: sklearn's default LogisticRegression on the frozen
-    embedding of each photo (no augmentation, no class weights, no model selection)."""
+    embedding of each photo, `features` (no augmentation, no class weights, no model selection,
+    no test-time views)."""
     accuracies = []
     for train, test in splits:
         with threadpool_limits(1), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            model = LogisticRegression(max_iter=3000).fit(embeddings.plain[train], labels[train])
-        accuracies.append(float((model.predict(embeddings.plain[test]) == labels[test]).mean()))
+            model = LogisticRegression(max_iter=3000).fit(features[train], labels[train])
+        accuracies.append(float((model.predict(features[test]) == labels[test]).mean()))
     return accuracies
