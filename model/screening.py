@@ -1,8 +1,9 @@
 """Screen one photo: decode, quality gate, classify, decide, explain, render.
 
 `Screener` holds everything loaded from a bundle (the LiteRT interpreter, the compiled heatmap
-graph) and is built once per process; `Screener.screen(bytes)` is the one call the worker and the
-command line use. It never raises for bad input: refusals come back as a result with a reason.
+graph) and is built once per process; `Screener.screen(bytes)` is the one call the command line
+uses. It never raises for bad input: refusals come back as a result with a reason. The worker
+calls `screen_or_raise`, the same screen except that an internal fault raises so RQ retries it.
 """
 
 from __future__ import annotations
@@ -70,8 +71,9 @@ class Screener:
             warm_up_legends()
 
     def screen(self, photo: bytes, with_heatmap: bool = True) -> ScreeningResult:
+        """Screen one photo; never raises (a fault of the service itself becomes an ERROR result)."""
         try:
-            return self._screen(photo, with_heatmap)
+            return self.screen_or_raise(photo, with_heatmap)
         except Exception:  # the process must survive anything a photo does to it
             log.exception("screening failed", extra={"model_id": self.model_id})
             return ScreeningResult(
@@ -80,6 +82,11 @@ class Screener:
                 reason=Reason.INTERNAL_ERROR,
                 detail="the photo could not be screened because of an internal error",
             )
+
+    def screen_or_raise(self, photo: bytes, with_heatmap: bool = True) -> ScreeningResult:
+        """As `screen`, but a fault of the service itself (not of the photo, which is always
+        refused with a reason) raises, so that a job runner can retry it."""
+        return self._screen(photo, with_heatmap)
 
     def _refusal(self, reason: Reason, detail: str, timings: StageTimings) -> ScreeningResult:
         verdict = Verdict.RETAKE if reason in RETAKE_REASONS else Verdict.ERROR

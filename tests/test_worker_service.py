@@ -170,6 +170,35 @@ async def test_transient_error_is_retried(harness, mode, unique, photo, monkeypa
 
 
 @pytest.mark.parametrize("mode", MODES)
+async def test_fault_inside_the_model_is_retried_then_reported(harness, mode, unique, photo, screener, monkeypatch):
+    """A fault of the model itself (here LiteRT) must reach the job runner, not become an answer:
+    the first request succeeds on its second try, the second fails every try and is reported."""
+    calls: list[int] = []
+    real = screener.classifier.predict_views
+
+    def faulty(views):
+        calls.append(1)
+        if len(calls) == 1 or len(calls) >= 3:
+            raise RuntimeError("LiteRT invoke failed")
+        return real(views)
+
+    monkeypatch.setattr(screener.classifier, "predict_views", faulty)
+    h = await harness(mode, max_retries=1)
+    await h.service.submit(request_for(unique, photo, 0))
+    h.run_jobs()
+    delivery = await h.next()
+    assert delivery.outcome.succeeded and len(calls) == 2
+    await h.service.ack(delivery)
+
+    await h.service.submit(request_for(unique, photo, 1))
+    h.run_jobs()
+    delivery = await h.next()
+    assert not delivery.outcome.succeeded and delivery.outcome.failure is FailureKind.INTERNAL
+    assert "LiteRT invoke failed" in delivery.outcome.failure_detail and len(calls) == 4
+    await h.service.ack(delivery)
+
+
+@pytest.mark.parametrize("mode", MODES)
 async def test_final_failure_is_reported_once_after_every_retry(
     harness, mode, unique, photo, monkeypatch
 ):

@@ -88,7 +88,7 @@ def screen_photo(request: ScreeningRequest) -> ScreeningResult:
     """Screen the request's photo. Bad photos come back as refusals; only real faults raise."""
     screener = current_screener()
     start = time.perf_counter()
-    result = screener.screen(request.photo)
+    result = screener.screen_or_raise(request.photo)  # a fault raises: RQ's Retry gets another try
     log.info(
         "job screened request_id=%s verdict=%s reason=%s photo_bytes=%d job_ms=%.1f stages=%s",
         request.request_id,
