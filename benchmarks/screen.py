@@ -78,6 +78,7 @@ def _invoke_only(bundle_path: Path, photos: list[bytes], threads: tuple[int, ...
     from model.imaging import decode_image
     from model.inference import Classifier
     from model.preprocess import classifier_views, prepare_input
+    from training.quantize import litert_call_times_ms
 
     manifest = load_bundle(bundle_path).manifest
     views = len(classifier_views(np.zeros((1, 1, 3)), manifest.view_averaging))
@@ -85,13 +86,7 @@ def _invoke_only(bundle_path: Path, photos: list[bytes], threads: tuple[int, ...
     parts = []
     for count in threads:
         classifier = Classifier(bundle_path / "model.tflite", num_threads=count)
-        for _ in range(20):
-            classifier.predict(batch)
-        times = []
-        for _ in range(300):
-            started = time.perf_counter()
-            classifier.predict(batch)
-            times.append((time.perf_counter() - started) * 1000)
+        times = litert_call_times_ms(classifier, batch, runs=300, warm_up=20)
         parts.append(f"{count} thread(s) p50 {np.percentile(times, 50):.2f} / p95 {np.percentile(times, 95):.2f} ms")
     return (f"  LiteRT call alone (one view; a screen makes {views}, averaged): " + "; ".join(parts))
 

@@ -61,15 +61,22 @@ def served_view_probabilities(classifier: Classifier, pixels: np.ndarray, normal
         classifier.predict_views(normalise(classifier_views(p, averaging), normalisation)) for p in pixels])
 
 
-def litert_latency_ms(classifier: Classifier, batch: np.ndarray, runs: int = LATENCY_RUNS) -> float:
-    """Median wall time of one LiteRT call (1 thread), after a warm-up call."""
-    classifier.predict(batch)
-    times = []
-    for _ in range(runs):
+def litert_call_times_ms(classifier: Classifier, batch: np.ndarray, runs: int = LATENCY_RUNS,
+                         warm_up: int = 1) -> np.ndarray:
+    """Wall time of each of `runs` LiteRT calls on `batch` (one view), after `warm_up` calls."""
+    for _ in range(warm_up):
+        classifier.predict(batch)
+    times = np.empty(runs)
+    for i in range(runs):
         start = time.perf_counter()
         classifier.predict(batch)
-        times.append((time.perf_counter() - start) * 1000)
-    return float(np.median(times))
+        times[i] = (time.perf_counter() - start) * 1000
+    return times
+
+
+def litert_latency_ms(classifier: Classifier, batch: np.ndarray, runs: int = LATENCY_RUNS) -> float:
+    """Median wall time of one LiteRT call, after a warm-up call."""
+    return float(np.median(litert_call_times_ms(classifier, batch, runs)))
 
 
 def quantization_study(
