@@ -51,12 +51,13 @@ def served_check_seconds(spec, weights, pixels, augmented, args) -> float:
     """One fold's served-model check: build, convert (calibrated), run its ~1/10 test photos."""
     from training.backbones import build_classifier
     from training.quantize import calibration_batches, served_probabilities
+    from training.train import HeadConfig
 
     start = time.perf_counter()
     model = build_classifier(spec, 4, weights=weights)
     calibration = calibration_batches(pixels, augmented, spec.normalisation)
     served_probabilities(model, args.quantization, calibration, pixels[: len(pixels) // args.folds], spec.normalisation,
-                         "mirror")
+                         HeadConfig().view_averaging)
     return time.perf_counter() - start
 
 

@@ -14,10 +14,10 @@ from model.preprocess import ViewAveraging
 from training.audit import AuditReport, audit_markdown
 from training.evaluate import mean_std, operating_threshold, rates_at, threshold_for_specificity
 from training.export import export_bundle
-from training.quantize import quantization_markdown, quantization_study
+from training.quantize import keras_view_probabilities, quantization_markdown, quantization_study
 from training.report import plot_confusion, plot_folds, plot_roc, summary_table, write_results_csv
 from training.run_info import git_sha, utc_now
-from training.study import StudyInputs, fit_final, keras_view_probabilities, out_of_fold, run_folds
+from training.study import StudyInputs, fit_final, out_of_fold, run_folds
 from training.train import HeadConfig, baseline_accuracies, group_splits, view_probabilities
 
 DISCLAIMER = (
@@ -185,14 +185,15 @@ def holdout_studies(args, inputs: StudyInputs, images, out: Path) -> tuple[list[
     classifier, fitted = fit_final(inputs, train)
     modes = (args.quantization,) if args.quick else ("fp32", "dynamic", "fp16", "int8")
     averaging = inputs.head.view_averaging
-    study_probs = (keras_view_probabilities(classifier, inputs.pixels[test], inputs) if inputs.fine_tune_layers > 0 else
+    float_probs = keras_view_probabilities(classifier, inputs.pixels[test], inputs.spec.normalisation, averaging)
+    study_probs = (float_probs if inputs.fine_tune_layers > 0 else
                    view_probabilities(fitted.model, inputs.embeddings, test, len(inputs.class_names), averaging))
     rows = quantization_study(classifier, inputs.spec.normalisation, inputs.calibration, inputs.pixels[test],
                               inputs.labels[test], study_probs, inputs.positive_index, out / "quantization", modes,
                               averaging)
     keras_path = out / "quantization" / "holdout_model.keras"
     classifier.save(keras_path)
-    probs = keras_view_probabilities(classifier, inputs.pixels[test], inputs)
+    probs = float_probs
     heatmap_gallery(keras_path, inputs.spec.heatmap_layer, [images[i] for i in test], inputs.pixels[test],
                     inputs.labels[test], probs, inputs.class_names, inputs.spec.normalisation, out / "gallery.png")
     return rows, len(test)

@@ -61,6 +61,13 @@ def served_view_probabilities(classifier: Classifier, pixels: np.ndarray, normal
         classifier.predict_views(normalise(classifier_views(p, averaging), normalisation)) for p in pixels])
 
 
+def keras_view_probabilities(keras_model, pixels: np.ndarray, normalisation: Normalisation,
+                             averaging: ViewAveraging | str) -> np.ndarray:
+    """A Keras model's probabilities for uint8 pixels (N,H,W,3), averaged over the test-time views."""
+    views = np.stack([classifier_views(p, averaging) for p in pixels], axis=1)
+    return np.mean([keras_model.predict(normalise(v, normalisation), verbose=0) for v in views], axis=0)
+
+
 def litert_call_times_ms(classifier: Classifier, batch: np.ndarray, runs: int = LATENCY_RUNS,
                          warm_up: int = 1) -> np.ndarray:
     """Wall time of each of `runs` LiteRT calls on `batch` (one view), after `warm_up` calls."""
@@ -96,9 +103,8 @@ def quantization_study(
     study's predictions (`study_probs`: the head on the served-mode embedding, what the figures
     describe). Probabilities are averaged over the test-time views, as served."""
     folder.mkdir(parents=True, exist_ok=True)
-    test_inputs = normalise(test_pixels, normalisation)
-    views = np.stack([classifier_views(p, averaging) for p in test_pixels], axis=1)
-    float_probs = np.mean([keras_model.predict(normalise(v, normalisation), verbose=0) for v in views], axis=0)
+    float_probs = keras_view_probabilities(keras_model, test_pixels, normalisation, averaging)
+    latency_input = normalise(test_pixels[:1], normalisation)
 
     def row(mode: str, probs: np.ndarray, size_kb: float | None, latency_ms: float | None) -> dict:
         predicted = probs.argmax(axis=1)
@@ -117,7 +123,7 @@ def quantization_study(
         path.write_bytes(convert_to_tflite(keras_model, mode, calibration))
         classifier = Classifier(path, num_threads=1)
         probs = served_view_probabilities(classifier, test_pixels, normalisation, averaging)
-        latency = round(litert_latency_ms(classifier, test_inputs[:1]), 2)
+        latency = round(litert_latency_ms(classifier, latency_input), 2)
         rows.append(row(mode, probs, round(path.stat().st_size / 1024, 1), latency))
     return rows
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from model.preprocess import classifier_views, normalise
+from model.preprocess import normalise
 from training.backbones import BackboneSpec, build_classifier
 from training.evaluate import fold_metrics, operating_threshold
 from training.features import Embeddings
-from training.quantize import calibration_batches, served_probabilities
+from training.quantize import calibration_batches, keras_view_probabilities, served_probabilities
 from training.train import (
     HeadConfig,
     balanced_class_weight,
@@ -84,12 +84,6 @@ def _fine_tune_on(inputs: StudyInputs, classifier, index: np.ndarray) -> np.ndar
     return val_index
 
 
-def keras_view_probabilities(classifier, pixels: np.ndarray, inputs: StudyInputs) -> np.ndarray:
-    """A Keras classifier's probabilities for uint8 photos (N,H,W,3), averaged over test-time views."""
-    views = np.stack([classifier_views(p, inputs.head.view_averaging) for p in pixels], axis=1)
-    return np.mean([classifier.predict(normalise(view, inputs.spec.normalisation), verbose=0) for view in views], axis=0)
-
-
 def _fold_classifier(inputs: StudyInputs, fitted):
     """The fold's flat Keras model: the backbone with the fitted head in `predictions`."""
     num_classes = len(inputs.class_names)
@@ -112,7 +106,8 @@ def run_fold(inputs: StudyInputs, fold: int, train: np.ndarray, test: np.ndarray
     if inputs.fine_tune_layers > 0:
         classifier = _fold_classifier(inputs, fitted)
         _fine_tune_on(inputs, classifier, train)
-        test_probs = keras_view_probabilities(classifier, inputs.pixels[test], inputs)
+        test_probs = keras_view_probabilities(
+            classifier, inputs.pixels[test], inputs.spec.normalisation, inputs.head.view_averaging)
     else:
         test_probs = view_probabilities(
             fitted.model, inputs.embeddings, test, num_classes, inputs.head.view_averaging)
