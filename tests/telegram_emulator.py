@@ -83,9 +83,9 @@ class EmulatedUser:
 class TelegramEmulator:
     """The emulated Bot API server, plus the test-side API (thread-safe)."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
-        self.port = 0
+        self.port = port  # 0: any free port
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
         self._update_ids = itertools.count(1)
@@ -101,6 +101,7 @@ class TelegramEmulator:
         self.commands: list[dict[str, Any]] = []
         self.files: dict[str, dict[str, Any]] = {}
         self.blocked: set[int] = set()
+        self.rejected_tokens: set[str] = set()  # well-formed tokens answered 401 (revoked)
         self.webhook: dict[str, Any] | None = None
         self.webhook_deliveries: list[int] = []  # HTTP status of each webhook POST
         self._updates: list[dict[str, Any]] = []
@@ -121,7 +122,7 @@ class TelegramEmulator:
         return f"http://{self.host}:{self.port}/file/bot"
 
     def start(self) -> TelegramEmulator:
-        sockets = tornado.netutil.bind_sockets(0, self.host)
+        sockets = tornado.netutil.bind_sockets(self.port, self.host)
         self.port = sockets[0].getsockname()[1]
         self._thread = threading.Thread(target=self._serve, args=(sockets,), daemon=True, name="telegram-emulator")
         self._thread.start()
@@ -538,7 +539,7 @@ class _MethodHandler(tornado.web.RequestHandler):
         await self.post(token, method)
 
     async def post(self, token: str, method: str) -> None:
-        if not TOKEN_PATTERN.match(token):
+        if not TOKEN_PATTERN.match(token) or token in self.emulator.rejected_tokens:
             return self._reply_error(ApiError(401, "Unauthorized"))
         try:
             params, files = self._params()

@@ -1,4 +1,5 @@
-"""`python -m bot` as a process: a clear message without a token; webhook mode with the secret token."""
+"""`python -m bot` as a process: clear messages for a missing or rejected token, waiting out a
+Telegram it cannot reach at start-up, and webhook mode with the secret token."""
 
 from __future__ import annotations
 
@@ -42,6 +43,56 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def redis_mode_env(telegram_base: str, redis_url: str, unique: str, bundle: Path, **values: str) -> dict[str, str]:
+    """Environment for a bot process in Redis mode (it loads no model), talking to `telegram_base`."""
+    return clean_env(
+        TELEGRAM_BASE_URL=f"{telegram_base}/bot",
+        TELEGRAM_BASE_FILE_URL=f"{telegram_base}/file/bot",
+        REDIS_URL=redis_url,
+        SCREENING_QUEUE=f"bot-main-{unique}",
+        RESULTS_STREAM=f"bot-main:results:{unique}",
+        MODEL_BUNDLE=str(bundle),
+        **values,
+    )
+
+
+def test_rejected_token_is_a_clear_message_exit_code_2_and_never_logged(tmp_path, test_bundle_path, redis_url):
+    rejected = "123:this-token-was-revoked"
+    with TelegramEmulator() as telegram:
+        telegram.rejected_tokens.add(rejected)
+        env = redis_mode_env(f"http://127.0.0.1:{telegram.port}", redis_url, uuid.uuid4().hex[:8], test_bundle_path,
+                             TELEGRAM_TOKEN=rejected)
+        done = subprocess.run([sys.executable, "-m", "bot"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=120)
+    assert done.returncode == 2
+    assert "Telegram rejected TELEGRAM_TOKEN" in done.stderr and "BotFather" in done.stderr
+    assert rejected not in done.stdout + done.stderr  # PTB's own exception text holds it: redacted
+
+
+async def test_telegram_unreachable_at_start_up_is_waited_out(tmp_path, test_bundle_path, redis_url):
+    port, unique = free_port(), uuid.uuid4().hex[:8]
+    env = redis_mode_env(f"http://127.0.0.1:{port}", redis_url, unique, test_bundle_path, TELEGRAM_TOKEN=TOKEN)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        await asyncio.sleep(8)  # the bot starts and finds nothing at its Bot API address
+        assert process.poll() is None, "the bot gave up while Telegram was unreachable"
+        with TelegramEmulator(port=port) as telegram:
+            user = telegram.user(602)
+            telegram.send_text(user, "/start")
+            notice = await telegram.wait_for(user.id, lambda m: "reply_markup" in m, timeout=60)
+            assert "not a diagnosis" in text_of(notice)
+            process.terminate()
+            process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    connection = redis.Redis.from_url(redis_url)
+    for key in connection.scan_iter(f"*{unique}*", count=1000):
+        connection.delete(key)
 
 
 async def test_webhook_mode_checks_the_secret_token(tmp_path, test_bundle_path, redis_url):
