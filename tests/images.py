@@ -36,7 +36,9 @@ def encode(image: Image.Image, fmt: str, **options) -> bytes:
 
 
 def real_photo_bytes() -> bytes:
-    return (SHARED_DATA / "mpox" / "2.jfif").read_bytes()
+    """A real phone-camera JPEG from the shared data; a generated one where that is absent."""
+    path = SHARED_DATA / "mpox" / "2.jfif"
+    return path.read_bytes() if path.is_file() else encode(skin_photo(), "JPEG")
 
 
 def png_header_claiming(width: int, height: int) -> bytes:
