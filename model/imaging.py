@@ -1,7 +1,9 @@
 """Turn untrusted bytes into an RGB picture, or refuse them with a clear reason.
 
 Everything a phone or a careless upload can send ends here: wrong formats, truncated files,
-16-bit or CMYK images, animations, rotated photos, and files built to exhaust memory.
+16-bit or CMYK images, rotated photos, and files built to exhaust memory or time. Only the
+formats the service promises are parsed at all (JPEG, PNG, WebP, HEIC/HEIF): Pillow's other
+decoders never see these bytes. The decoded size is bounded before any pixel is decoded.
 """
 
 from __future__ import annotations
@@ -12,28 +14,35 @@ import warnings
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
 from model.errors import ImageRejected
 from model.types import Reason
 
-try:  # HEIC/HEIF (iPhone photos) when the optional decoder is installed.
-    from pillow_heif import register_heif_opener
-
-    register_heif_opener()
-    HEIF_SUPPORTED = True
-except ImportError:  # pragma: no cover - depends on the environment
-    HEIF_SUPPORTED = False
+register_heif_opener()  # HEIC/HEIF: iPhone photos sent as files
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024  # Telegram's bot download limit.
-DEFAULT_MAX_PIXELS = 40_000_000  # a 48 MP phone photo is ~48M; beyond this we refuse early.
+# JPEGs are decoded at a reduced DCT scale (below), so even a 48 MP photo costs little memory.
+DEFAULT_MAX_JPEG_PIXELS = 50_000_000
+# Other formats decode every pixel: 25 MP of 16-bit RGBA is 200 MB, the most one photo may cost.
+DEFAULT_MAX_PIXELS = 25_000_000
 DEFAULT_MIN_SIDE = 64  # a lesion cannot be judged from fewer pixels than this.
 DRAFT_SIDE = 1024  # JPEGs are decoded at the smallest DCT scale still at least this big.
+REVIEW_SIDE = 1280  # clinicians see the photo at most this big (and without its metadata)
 
-# Formats we accept once Pillow has identified them. Others (PDF, EPS, ICO...) are refused.
-ACCEPTED_FORMATS = frozenset(
-    {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "HEIF", "AVIF", "PPM"}
-)
-
+# The formats the service promises; `Image.open` tries no other decoder. (A phone JPEG holding
+# more than one picture opens as MPO through the JPEG decoder; the first picture is the photo.)
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")
+# Recognised so the refusal can name them, never decoded.
+_OTHER_IMAGE_SIGNATURES = {
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+    b"\x00\x00\x01\x00": "ICO",
+    b"8BPS": "PSD",
+}
 _TEXT_PREFIXES = (b"<!doctype", b"<html", b"<?xml", b"{", b"[")
 
 
@@ -41,6 +50,7 @@ _TEXT_PREFIXES = (b"<!doctype", b"<html", b"<?xml", b"{", b"[")
 class DecodeLimits:
     max_bytes: int = DEFAULT_MAX_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_jpeg_pixels: int = DEFAULT_MAX_JPEG_PIXELS
     min_side: int = DEFAULT_MIN_SIDE
 
 
@@ -53,8 +63,24 @@ def _sniff_non_image(data: bytes) -> ImageRejected | None:
     return None
 
 
+def _unsupported_format(data: bytes) -> str | None:
+    """The name of an image format we do not decode, if the bytes start like one."""
+    for signature, name in _OTHER_IMAGE_SIGNATURES.items():
+        if data.startswith(signature):
+            return name
+    if data[:1] == b"P" and data[1:2] in b"123456" and data[2:3].isspace():
+        return "PNM"
+    if data[4:8] == b"ftyp" and data[8:12] in {b"avif", b"avis"}:
+        return "AVIF"
+    return None
+
+
 def _looks_like_heif(data: bytes) -> bool:
-    return data[4:8] == b"ftyp" and data[8:12] in {b"heic", b"heix", b"mif1", b"msf1", b"heim", b"avif"}
+    return data[4:8] == b"ftyp" and data[8:12] in {b"heic", b"heix", b"mif1", b"msf1", b"heim"}
+
+
+def _pixel_limit(image_format: str, limits: DecodeLimits) -> int:
+    return limits.max_jpeg_pixels if image_format in ("JPEG", "MPO") else limits.max_pixels
 
 
 def decode_image(data: bytes, limits: DecodeLimits | None = None) -> Image.Image:
@@ -65,7 +91,7 @@ def decode_image(data: bytes, limits: DecodeLimits | None = None) -> Image.Image
     if len(data) > limits.max_bytes:
         raise ImageRejected(
             Reason.TOO_LARGE_FILE,
-            f"the file is {len(data) / 1e6:.1f} MB; the limit is {limits.max_bytes / 1e6:.0f} MB",
+            f"the file is {len(data) / 2**20:.1f} MB; the limit is {limits.max_bytes / 2**20:g} MB",
         )
     if (rejection := _sniff_non_image(data)) is not None:
         raise rejection
@@ -73,19 +99,14 @@ def decode_image(data: bytes, limits: DecodeLimits | None = None) -> Image.Image
         with warnings.catch_warnings():
             # Pillow warns, then errors, on bombs; we turn both into one refusal below.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
             image_format = image.format or ""
             width, height = image.size
-            if width * height > limits.max_pixels:
+            if width * height > _pixel_limit(image_format, limits):
                 raise ImageRejected(
                     Reason.DECOMPRESSION_BOMB,
                     f"the image claims {width}x{height} pixels, more than a photo needs",
                 )
-            if image_format not in ACCEPTED_FORMATS:
-                raise ImageRejected(
-                    Reason.UNSUPPORTED_FORMAT, f"{image_format or 'this'} files are not supported"
-                )
-            image.seek(0)  # first frame of an animation
             if image_format in ("JPEG", "MPO"):
                 # Decode big phone photos at a reduced DCT scale: nothing downstream uses more
                 # than ~1000 px, and a 16 MP decode costs 200+ ms.
@@ -96,10 +117,12 @@ def decode_image(data: bytes, limits: DecodeLimits | None = None) -> Image.Image
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageRejected(Reason.DECOMPRESSION_BOMB, "the image is too large to open") from exc
     except UnidentifiedImageError as exc:
-        if _looks_like_heif(data):
+        if (other := _unsupported_format(data)) is not None:
             raise ImageRejected(
-                Reason.UNSUPPORTED_FORMAT, "HEIC/HEIF photos cannot be read here; send a JPEG"
+                Reason.UNSUPPORTED_FORMAT, f"{other} files are not supported; send a photo (JPEG, PNG, WebP or HEIC)"
             ) from exc
+        if _looks_like_heif(data):
+            raise ImageRejected(Reason.CORRUPT, "the HEIC/HEIF photo is damaged or incomplete") from exc
         raise ImageRejected(Reason.NOT_AN_IMAGE, "the file is not an image") from exc
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
         raise ImageRejected(Reason.CORRUPT, "the image is damaged or incomplete") from exc
@@ -126,14 +149,15 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "RGB":
         return image
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        # 16/32-bit grey: scale to 8 bits by the real range instead of clipping to white.
+        # 16/32-bit grey: scale to 8 bits by the real range instead of clipping to white, in
+        # float32 (4 bytes a pixel: a 25 MP picture stays near 100 MB).
         import numpy as np
 
-        values = np.asarray(image, dtype=np.float64)
+        values = np.array(image.convert("F"), dtype=np.float32)
         low, high = float(values.min()), float(values.max())
-        scale = 255.0 / (high - low) if high > low else 0.0
-        grey = ((values - low) * scale).clip(0, 255).astype("uint8")
-        return Image.fromarray(grey, mode="L").convert("RGB")
+        values -= low
+        values *= 255.0 / (high - low) if high > low else 0.0
+        return Image.fromarray(values.clip(0, 255).astype(np.uint8), mode="L").convert("RGB")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -141,3 +165,13 @@ def to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image.convert("RGB")
+
+
+def review_copy(data: bytes, limits: DecodeLimits | None = None) -> bytes:
+    """The photo as clinicians see it: upright, at most REVIEW_SIDE px, re-encoded as JPEG with
+    no metadata at all (no EXIF: GPS position, device, time; no file name)."""
+    image = decode_image(data, limits)
+    image.thumbnail((REVIEW_SIDE, REVIEW_SIDE), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=88)
+    return buffer.getvalue()

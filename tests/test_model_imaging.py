@@ -20,10 +20,15 @@ EXPECTED_REASON = {
     "one_pixel": Reason.TOO_SMALL,
     "bomb_50000": Reason.DECOMPRESSION_BOMB,
     "huge_file": Reason.TOO_LARGE_FILE,
-    "heic": Reason.UNSUPPORTED_FORMAT,
+    "heic": Reason.CORRUPT,
     "tiny_64x10": Reason.TOO_SMALL,
     "zip_archive": Reason.NOT_AN_IMAGE,
     "ico_icon": Reason.UNSUPPORTED_FORMAT,
+    "sixteen_bit_bomb": Reason.DECOMPRESSION_BOMB,
+    "animated_gif": Reason.UNSUPPORTED_FORMAT,
+    "bmp": Reason.UNSUPPORTED_FORMAT,
+    "tiff": Reason.UNSUPPORTED_FORMAT,
+    "ppm": Reason.UNSUPPORTED_FORMAT,
 }
 
 
@@ -66,3 +71,49 @@ def test_size_cap_is_configurable():
     with pytest.raises(ImageRejected) as refused:
         decode_image(data, DecodeLimits(max_bytes=len(data) - 1))
     assert refused.value.reason is Reason.TOO_LARGE_FILE
+
+
+def test_only_promised_formats_are_parsed(monkeypatch):
+    """GIF, BMP, TIFF... are recognised by their first bytes and refused: Pillow's decoders for
+    them never run on untrusted bytes."""
+    from PIL import GifImagePlugin, TiffImagePlugin
+
+    def never(*args, **kwargs):
+        raise AssertionError("a decoder the service does not promise was called")
+
+    monkeypatch.setattr(GifImagePlugin.GifImageFile, "_open", never)
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "_open", never)
+    for name in ("animated_gif", "tiff"):
+        with pytest.raises(ImageRejected) as refused:
+            decode_image(BAD_INPUTS[name]())
+        assert refused.value.reason is Reason.UNSUPPORTED_FORMAT
+
+
+def test_sixteen_bit_bomb_is_refused_from_its_header(monkeypatch):
+    """Its 40 MP of 16-bit grey took 2.6 s and 1.2 GB to decode: it is refused before any pixel is."""
+    from PIL import ImageFile
+
+    def never(self):
+        raise AssertionError("pixels were decoded")
+
+    data = BAD_INPUTS["sixteen_bit_bomb"]()
+    assert len(data) < 200_000  # small on the wire
+    monkeypatch.setattr(ImageFile.ImageFile, "load", never)
+    with pytest.raises(ImageRejected) as refused:
+        decode_image(data)
+    assert refused.value.reason is Reason.DECOMPRESSION_BOMB
+
+
+def test_review_copy_has_no_metadata_and_is_upright():
+    from model.imaging import REVIEW_SIDE, review_copy
+    from tests.images import encode
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation
+    exif[0x010F] = "PhoneMaker"  # device
+    exif[0x8825] = {1: "N", 2: (1.0, 2.0, 3.0)}  # GPS
+    photo = encode(skin_photo((2400, 1600)), "JPEG", exif=exif.tobytes())
+    copy = Image.open(__import__("io").BytesIO(review_copy(photo)))
+    assert copy.format == "JPEG"
+    assert not copy.getexif() and "exif" not in copy.info
+    assert copy.size == (REVIEW_SIDE * 1600 // 2400, REVIEW_SIDE)  # rotated upright, then shrunk
