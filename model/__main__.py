@@ -38,7 +38,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     screen = commands.add_parser("screen", help="screen photo files")
     screen.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
     screen.add_argument("--bundle", type=Path, help="model bundle folder (default: MODEL_BUNDLE)")
-    screen.add_argument("--heatmap-dir", type=Path, help="write each heatmap PNG here")
+    screen.add_argument("--heatmap-dir", type=Path, help="write each heatmap picture (JPEG) here")
     screen.add_argument("--json", action="store_true", help="one JSON object per photo per line")
     info = commands.add_parser("info", help="print the bundle's model card")
     info.add_argument("--bundle", type=Path)
@@ -56,11 +56,11 @@ def _read(path: Path) -> bytes | ScreeningResult:
 
 
 def _write_heatmap(result: ScreeningResult, photo: Path, folder: Path | None, index: int) -> str | None:
-    if folder is None or result.heatmap_png is None:
+    if folder is None or result.heatmap_jpeg is None:
         return None
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{index:03d}-{photo.stem}.heatmap.png"
-    target.write_bytes(result.heatmap_png)
+    target = folder / f"{index:03d}-{photo.stem}.heatmap.jpg"
+    target.write_bytes(result.heatmap_jpeg)
     return str(target)
 
 

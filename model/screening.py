@@ -23,7 +23,14 @@ from model.inference import Classifier
 from model.preprocess import classifier_views, normalise, prepare_pixels
 from model.quality import QualityThresholds, assess
 from model.render import render_overlay, warm_up_legends
-from model.types import RETAKE_REASONS, Reason, ScreeningResult, StageTimings, Verdict
+from model.types import (
+    RETAKE_REASONS,
+    HeatmapLabels,
+    Reason,
+    ScreeningResult,
+    StageTimings,
+    Verdict,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +77,13 @@ class Screener:
             self.explainer.warm_up()
             warm_up_legends()
 
-    def screen(self, photo: bytes, with_heatmap: bool = True) -> ScreeningResult:
-        """Screen one photo; never raises (a fault of the service itself becomes an ERROR result)."""
+    def screen(
+        self, photo: bytes, with_heatmap: bool = True, labels: HeatmapLabels | None = None
+    ) -> ScreeningResult:
+        """Screen one photo; never raises (a fault of the service itself becomes an ERROR result).
+        `labels` word the heatmap picture (its legend and verdict) in the person's language."""
         try:
-            return self.screen_or_raise(photo, with_heatmap)
+            return self.screen_or_raise(photo, with_heatmap, labels)
         except Exception:  # the process must survive anything a photo does to it
             log.exception("screening failed", extra={"model_id": self.model_id})
             return ScreeningResult(
@@ -83,10 +93,12 @@ class Screener:
                 detail="the photo could not be screened because of an internal error",
             )
 
-    def screen_or_raise(self, photo: bytes, with_heatmap: bool = True) -> ScreeningResult:
+    def screen_or_raise(
+        self, photo: bytes, with_heatmap: bool = True, labels: HeatmapLabels | None = None
+    ) -> ScreeningResult:
         """As `screen`, but a fault of the service itself (not of the photo, which is always
         refused with a reason) raises, so that a job runner can retry it."""
-        return self._screen(photo, with_heatmap)
+        return self._screen(photo, with_heatmap, labels)
 
     def _refusal(self, reason: Reason, detail: str, timings: StageTimings) -> ScreeningResult:
         verdict = Verdict.RETAKE if reason in RETAKE_REASONS else Verdict.ERROR
@@ -94,7 +106,7 @@ class Screener:
             verdict=verdict, model_id=self.model_id, reason=reason, detail=detail, timings=timings
         )
 
-    def _screen(self, photo: bytes, with_heatmap: bool) -> ScreeningResult:
+    def _screen(self, photo: bytes, with_heatmap: bool, labels: HeatmapLabels | None) -> ScreeningResult:
         manifest = self.manifest
         start = time.perf_counter()
         try:
@@ -125,7 +137,7 @@ class Screener:
         verdict = decide(positive_probability, manifest.thresholds)
 
         heatmap_ms = render_ms = 0.0
-        heatmap_png = None
+        heatmap_jpeg = None
         if with_heatmap and self.explainer is not None:
             start = time.perf_counter()
             # Explain the class that drives the verdict: mpox for positive/inconclusive screens.
@@ -135,7 +147,7 @@ class Screener:
             heatmap = self.explainer.explain(batch, explained)
             heatmap_ms = _ms_since(start)
             start = time.perf_counter()
-            heatmap_png = render_overlay(image, heatmap)
+            heatmap_jpeg = render_overlay(image, heatmap, verdict, labels)
             render_ms = _ms_since(start)
 
         return ScreeningResult(
@@ -146,7 +158,7 @@ class Screener:
             },
             predicted_class=manifest.class_names[predicted_index],
             positive_probability=positive_probability,
-            heatmap_png=heatmap_png,
+            heatmap_jpeg=heatmap_jpeg,
             timings=StageTimings(
                 decode_ms=decode_ms,
                 quality_ms=quality_ms,

@@ -13,7 +13,7 @@ DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "models" / "demo"
 
 
 class ModelSettings(BaseSettings):
-    """How a process screens photos. Worker and bot settings extend this class."""
+    """How a process screens photos (`python -m model`); a worker's settings extend it."""
 
     # An empty variable (KEY= in .env) means "use the default", not "an empty value".
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)

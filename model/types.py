@@ -1,12 +1,11 @@
-"""Values that cross the model's boundary: what a screen returns.
+"""Values that cross the model's boundary: what a screen returns, and the text on its heatmap.
 
-Frozen dataclasses so a result can be pickled by RQ, logged, or serialised to JSON for the result
-stream without anyone reaching into model internals.
+Frozen dataclasses, serialisable to JSON for the result stream and the command line, so nobody
+reaches into model internals. Importing this module loads only the standard library.
 """
 
 from __future__ import annotations
 
-import base64
 import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -36,13 +35,53 @@ class Reason(enum.StrEnum):
     OVEREXPOSED = "overexposed"
     TOO_BLURRY = "too_blurry"
     NOT_SKIN = "not_skin"
+    NOT_A_CLOSE_SKIN_PHOTO = "not_a_close_skin_photo"
     INTERNAL_ERROR = "internal_error"
 
 
 # Reasons that mean "take another photo" rather than "this file is not a photo at all".
 RETAKE_REASONS = frozenset(
-    {Reason.TOO_SMALL, Reason.TOO_DARK, Reason.OVEREXPOSED, Reason.TOO_BLURRY, Reason.NOT_SKIN}
+    {
+        Reason.TOO_SMALL,
+        Reason.TOO_DARK,
+        Reason.OVEREXPOSED,
+        Reason.TOO_BLURRY,
+        Reason.NOT_SKIN,
+        Reason.NOT_A_CLOSE_SKIN_PHOTO,
+    }
 )
+
+
+@dataclass(frozen=True)
+class HeatmapLabels:
+    """The words drawn on the heatmap picture, in the person's language (the bot translates them).
+
+    `verdicts` maps a verdict's value ("positive", ...) to the short line shown in the corner;
+    `note` is printed under the legend, so a forwarded picture still says what it is.
+    """
+
+    less: str = "less influence on the result"
+    more: str = "more influence on the result"
+    verdicts: dict[str, str] = field(
+        default_factory=lambda: {
+            "positive": "Signs compatible with mpox",
+            "inconclusive": "Inconclusive",
+            "negative": "mpox unlikely",
+        }
+    )
+    note: str = "A screen, not a diagnosis."
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {"less": self.less, "more": self.more, "verdicts": dict(self.verdicts), "note": self.note}
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any]) -> HeatmapLabels:
+        return cls(
+            less=str(data["less"]),
+            more=str(data["more"]),
+            verdicts={str(k): str(v) for k, v in dict(data["verdicts"]).items()},
+            note=str(data.get("note", "")),
+        )
 
 
 @dataclass(frozen=True)
@@ -78,16 +117,16 @@ class ScreeningResult:
     positive_probability: float | None = None
     reason: Reason | None = None
     detail: str | None = None  # a short English explanation for logs and the CLI
-    heatmap_png: bytes | None = None
+    heatmap_jpeg: bytes | None = None
     timings: StageTimings = field(default_factory=StageTimings)
 
     @property
     def is_refusal(self) -> bool:
         return self.verdict in (Verdict.RETAKE, Verdict.ERROR)
 
-    def to_json_dict(self, include_heatmap: bool = False) -> dict[str, Any]:
-        """A JSON-safe dict; the heatmap is base64 only when asked for (it is large)."""
-        data: dict[str, Any] = {
+    def to_json_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict of everything but the heatmap (bytes travel on their own)."""
+        return {
             "verdict": self.verdict.value,
             "model_id": self.model_id,
             "probabilities": {k: round(float(v), 6) for k, v in self.probabilities.items()},
@@ -99,25 +138,20 @@ class ScreeningResult:
             "detail": self.detail,
             "timings_ms": self.timings.as_dict(),
         }
-        if include_heatmap:
-            data["heatmap_png_b64"] = (
-                None if self.heatmap_png is None else base64.b64encode(self.heatmap_png).decode()
-            )
-        return data
 
     @classmethod
-    def from_json_dict(cls, data: dict[str, Any]) -> ScreeningResult:
+    def from_json_dict(cls, data: dict[str, Any], heatmap_jpeg: bytes | None = None) -> ScreeningResult:
         timings = dict(data.get("timings_ms") or {})
         timings.pop("total_ms", None)
-        heatmap_b64 = data.get("heatmap_png_b64")
+        positive_probability = data.get("positive_probability")
         return cls(
             verdict=Verdict(data["verdict"]),
-            model_id=data["model_id"],
-            probabilities={k: float(v) for k, v in (data.get("probabilities") or {}).items()},
+            model_id=str(data["model_id"]),
+            probabilities={str(k): float(v) for k, v in (data.get("probabilities") or {}).items()},
             predicted_class=data.get("predicted_class"),
-            positive_probability=data.get("positive_probability"),
+            positive_probability=None if positive_probability is None else float(positive_probability),
             reason=None if data.get("reason") is None else Reason(data["reason"]),
             detail=data.get("detail"),
-            heatmap_png=None if heatmap_b64 is None else base64.b64decode(heatmap_b64),
-            timings=StageTimings(**timings),
+            heatmap_jpeg=heatmap_jpeg,
+            timings=StageTimings(**{k: float(v) for k, v in timings.items()}),
         )

@@ -29,7 +29,7 @@ def test_every_bad_input_gets_a_refusal_not_a_crash(screener, name):
     result = screener.screen(BAD_INPUTS[name]())
     assert result.verdict in (Verdict.ERROR, Verdict.RETAKE)
     assert result.reason is not None and result.detail
-    assert result.probabilities == {} and result.heatmap_png is None
+    assert result.probabilities == {} and result.heatmap_jpeg is None
     assert result.model_id == screener.model_id
 
 
@@ -54,8 +54,8 @@ def test_real_photo_gives_probabilities_heatmap_and_timings(screener, shared_pho
     assert sum(result.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
     assert result.predicted_class == max(result.probabilities, key=result.probabilities.get)
     assert result.positive_probability == pytest.approx(result.probabilities["mpox"])
-    heatmap = Image.open(io.BytesIO(result.heatmap_png))
-    assert heatmap.format == "PNG" and min(heatmap.size) >= 200
+    heatmap = Image.open(io.BytesIO(result.heatmap_jpeg))
+    assert heatmap.format == "JPEG" and min(heatmap.size) >= 200
     timings = result.timings
     assert timings.inference_ms > 0 and timings.heatmap_ms > 0 and timings.render_ms > 0
 
@@ -71,13 +71,13 @@ def test_the_model_answers_differ_between_photos(screener, shared_photo_paths):
 
 def test_heatmap_depends_on_the_photo(screener, shared_photo_paths):
     first, second = (screener.screen(p.read_bytes()) for p in shared_photo_paths[:2])
-    assert first.heatmap_png != second.heatmap_png
+    assert first.heatmap_jpeg != second.heatmap_jpeg
 
 
 def test_result_round_trips_through_json(screener, shared_photo_paths):
     result = screener.screen(shared_photo_paths[0].read_bytes())
-    again = ScreeningResult.from_json_dict(result.to_json_dict(include_heatmap=True))
-    assert again.heatmap_png == result.heatmap_png
+    again = ScreeningResult.from_json_dict(result.to_json_dict(), heatmap_jpeg=result.heatmap_jpeg)
+    assert again.heatmap_jpeg == result.heatmap_jpeg
     assert again.probabilities == pytest.approx(result.probabilities, abs=1e-6)
     assert (again.verdict, again.predicted_class, again.model_id) == (
         result.verdict, result.predicted_class, result.model_id
