@@ -2,7 +2,9 @@
 
 Each round starts `victims` worker processes (`python -m worker`, with a job that sleeps a few
 seconds before screening, so a kill lands mid-job), waits until each victim is running a job, kills
-it with SIGKILL at a random moment, then lets this process sweep and finish the retried jobs.
+it with SIGKILL at a random moment, then lets a surviving worker (in this process) reclaim and
+finish the retried jobs. The whole service (bot, workers and Redis killed at random while 50
+photos are in flight) is `python -m benchmarks.chaos`.
 Requests alternate between one retry left (the retry must produce a result) and none (a
 WORKER_LOST failure must be published). The test runs a few trials; for the 20+ trial run:
 
@@ -22,12 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+from rq import Worker
 
-from tests.test_worker_redis import settings_for, start_worker
-from worker import jobs
-from worker.runner import run_worker
-from worker.service import RedisScreeningService
-from worker.types import FailureKind, ScreeningRequest
+from bot.queue import ScreeningQueue
+from model.types import HeatmapLabels
+from tests.bot_harness import bot_settings
+from tests.telegram_emulator import TelegramEmulator
+from tests.workers import InThreadWorker, start_worker, worker_settings
+from worker.housekeeping import reclaim_abandoned
+from worker.runner import build_worker
+from worker.types import FailureKind
 
 SLOW_S = 3.0  # the victims' job sleeps this long, so a kill within it is mid-job
 
@@ -43,28 +49,33 @@ class ChaosReport:
     wrong: list[str] = field(default_factory=list)
 
 
-def _running(connection, settings, worker_name: str) -> bool:
-    """Whether the worker is in the middle of a job (per RQ's StartedJobRegistry)."""
-    for entry in connection.zrange(f"rq:wip:{settings.queue_name}", 0, -1):
-        worker = connection.hget(f"rq:execution:{entry.decode()}", "worker_name")
-        if worker is not None and worker.decode() == worker_name:
-            return True
-    return False
+def _running(connection, worker_name: str) -> bool:
+    """Whether the worker is in the middle of a job (RQ's record of the worker)."""
+    worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + worker_name, connection=connection)
+    return worker is not None and worker.get_current_job_id() is not None
 
 
-async def pump(service: RedisScreeningService, into: asyncio.Queue) -> None:
+def _running_workers(connection, names) -> list[str]:
+    return [name for name in names if _running(connection, name)]
+
+
+async def pump(queue: ScreeningQueue, into: asyncio.Queue) -> None:
     # One long-lived iteration: cancelling a step of an async generator would end it.
-    async for delivery in service.deliveries():
+    async for delivery in queue.deliveries():
         await into.put(delivery)
 
 
-async def run_round(redis_url, bundle, photo, victims, report, rng) -> None:
+async def run_round(redis_url, bundle, photo, victims, report, rng, screener) -> None:
     tag = uuid.uuid4().hex[:10]
-    settings = settings_for(redis_url, bundle, tag)
+    settings = worker_settings(redis_url, bundle, tag)
     connection = redis.Redis.from_url(redis_url)
-    with_retry = RedisScreeningService(settings, job_function="tests.worker_jobs.slow_screen")
-    without_retry = RedisScreeningService(
-        settings.model_copy(update={"max_retries": 0}), job_function="tests.worker_jobs.slow_screen"
+    database = Path(tempfile.mkdtemp()) / "bot.sqlite3"
+    with_retry, without_retry = (
+        ScreeningQueue(
+            bot_settings(TelegramEmulator(), database, redis_url, tag, max_retries=retries, retry_intervals_s=[0]),
+            job_function="tests.worker_jobs.slow_screen",
+        )
+        for retries in (1, 0)
     )
     await with_retry.start()
     await without_retry.start()
@@ -72,10 +83,10 @@ async def run_round(redis_url, bundle, photo, victims, report, rng) -> None:
     processes = []
     try:
         for n in range(victims):
-            request = ScreeningRequest(f"req-{tag}-{n}", n, n, "en", photo)
+            request_id = f"req-{tag}-{n}"
             retried = (report.trials + n) % 2 == 0
-            await (with_retry if retried else without_retry).submit(request)
-            expected[request.request_id] = retried
+            await (with_retry if retried else without_retry).submit(request_id, photo, HeatmapLabels())
+            expected[request_id] = retried
         names = [f"victim-{tag}-{n}" for n in range(victims)]
         processes = {
             name: start_worker(settings, "--name", name, CHAOS_SLOW_S=str(SLOW_S)) for name in names
@@ -87,18 +98,17 @@ async def run_round(redis_url, bundle, photo, victims, report, rng) -> None:
             all_started = all(
                 connection.exists(f"mpox:test:started:{rid}") for rid in expected
             ) and not connection.llen(f"rq:queue:{settings.queue_name}")
+            running = _running_workers(connection, processes)
             for name in processes:
-                if all_started and name not in kill_at and not _running(connection, settings, name):
+                if all_started and name not in kill_at and name not in running:
                     kill_at[name] = time.monotonic()  # no job left for this victim
-            for entry in connection.zrange(f"rq:wip:{settings.queue_name}", 0, -1):
-                worker = connection.hget(f"rq:execution:{entry.decode()}", "worker_name")
-                name = worker.decode() if worker else None
-                if name in processes and name not in kill_at:
+            for name in running:
+                if name not in kill_at:
                     kill_at[name] = time.monotonic() + rng.uniform(0.0, SLOW_S * 0.8)
             for name, when in kill_at.items():
                 process = processes[name]
                 if time.monotonic() >= when and name not in killed:
-                    busy = _running(connection, settings, name)
+                    busy = _running(connection, name)
                     process.send_signal(signal.SIGKILL)
                     killed.add(name)
                     report.killed_mid_job += busy
@@ -111,20 +121,22 @@ async def run_round(redis_url, bundle, photo, victims, report, rng) -> None:
             process.wait()
         report.trials += victims
 
-        # The survivor: this process sweeps (the victims' liveness keys expire) and works the queue.
+        # The survivor, a worker in this process, reclaims the victims' jobs (their heartbeats
+        # expire) and works the queue.
         outcomes: dict[str, list] = {rid: [] for rid in expected}
         received: asyncio.Queue = asyncio.Queue()
         reader = asyncio.create_task(pump(with_retry, received))
         deadline = time.monotonic() + 60
-        while any(not found for found in outcomes.values()) and time.monotonic() < deadline:
-            await with_retry.sweep()
-            run_worker(settings, connection, burst=True, logging_level="WARNING")
-            try:
-                delivery = await asyncio.wait_for(received.get(), 1.0)
-            except TimeoutError:
-                continue
-            outcomes[delivery.outcome.request_id].append(delivery.outcome)
-            await with_retry.ack(delivery)
+        survivor_queue = build_worker(settings, connection).queues[0]
+        with InThreadWorker(settings, screener):
+            while any(not found for found in outcomes.values()) and time.monotonic() < deadline:
+                await asyncio.to_thread(reclaim_abandoned, survivor_queue)
+                try:
+                    delivery = await asyncio.wait_for(received.get(), 1.0)
+                except TimeoutError:
+                    continue
+                outcomes[delivery.outcome.request_id].append(delivery.outcome)
+                await with_retry.ack(delivery)
         try:  # anything more is a duplicate
             while True:
                 delivery = await asyncio.wait_for(received.get(), 1.5)
@@ -158,20 +170,19 @@ async def run_round(redis_url, bundle, photo, victims, report, rng) -> None:
             connection.delete(key)
 
 
-async def run_chaos(redis_url, bundle, photo, trials, victims=2, seed=0) -> ChaosReport:
+async def run_chaos(redis_url, bundle, photo, trials, screener, victims=2, seed=0) -> ChaosReport:
     report = ChaosReport()
     rng = random.Random(seed)
     while report.trials < trials:
-        await run_round(redis_url, bundle, photo, min(victims, trials - report.trials), report, rng)
+        await run_round(redis_url, bundle, photo, min(victims, trials - report.trials), report, rng, screener)
     return report
 
 
 async def test_sigkilled_workers_never_lose_a_request(
     redis_url, test_bundle_path, screener, shared_photo_paths
 ):
-    jobs.install_screener(screener)
     photo = next(p for p in shared_photo_paths if p.parent.name == "mpox").read_bytes()
-    report = await run_chaos(redis_url, test_bundle_path, photo, trials=4, victims=2)
+    report = await run_chaos(redis_url, test_bundle_path, photo, trials=4, screener=screener, victims=2)
     assert report.trials == 4
     assert not report.missing and not report.duplicates and not report.wrong, report
     assert report.results + report.worker_lost == 4
@@ -195,10 +206,10 @@ def main() -> None:
     if bundle is None:
         demo = Path(__file__).resolve().parent.parent / "models" / "demo"
         bundle = demo if demo.is_dir() else build_test_bundle(Path(tempfile.mkdtemp()) / "b").path
-    jobs.install_screener(load_screener(bundle))
+    screener = load_screener(bundle)
     photo = sorted((SHARED_DATA / "mpox").iterdir())[0].read_bytes()
     start = time.monotonic()
-    report = asyncio.run(run_chaos(args.redis_url, bundle, photo, args.trials, args.victims))
+    report = asyncio.run(run_chaos(args.redis_url, bundle, photo, args.trials, screener, args.victims))
     print(
         f"trials={report.trials} killed_mid_job={report.killed_mid_job} results={report.results} "
         f"worker_lost={report.worker_lost} missing={len(report.missing)} "

@@ -1,11 +1,12 @@
-"""The worker: screening jobs on RQ, and the bot's side of the queue.
+"""The worker: screening jobs on RQ, publishing each request's outcome once.
 
 - `worker.types`: ScreeningRequest / ScreeningOutcome / FailureKind, the values that cross over.
-- `worker.service`: `create_service(settings)` -> ScreeningService (Redis or embedded), Delivery.
-- `worker.jobs`: `screen_photo`, the job function, and the callbacks publishing its outcome.
-- `worker.outcomes`: the result stream's JSON and its publish-once XADD.
-- `worker.reclaim`: liveness keys, the dead-worker sweep, the threaded retry scheduler.
-- `worker.runner` / `python -m worker`: a SimpleWorker process. See docs/WORKER.md.
+- `worker.contract`: how they travel through Redis (keys, the JSON job, the stream entry); the
+  bot's queue client (`bot.queue`) and the worker both read it.
+- `worker.jobs`: `screen_photo`, the job function, and `publish_failure`, its failure callback.
+- `worker.outcomes`: publishing an outcome at most once.
+- `worker.housekeeping`: ScreeningWorker, heartbeats, dead workers' jobs, due retries.
+- `worker.runner` / `python -m worker`: a worker process. See docs/WORKER.md.
 
-Importing `worker` or `worker.service` never loads TensorFlow; only loading a Screener does.
+Importing `worker.types` or `worker.contract` loads no TensorFlow, NumPy or Pillow.
 """

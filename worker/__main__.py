@@ -1,9 +1,10 @@
 """Run a screening worker: `python -m worker [--burst]`.
 
-Loads and warms the model bundle once, then works the RQ queue with a SimpleWorker (no fork:
-a forked child hangs once TensorFlow ran in the parent). SIGTERM (or Ctrl-C) lets the current job
-finish, then exits; `--burst` drains the queue and exits. Settings come from the environment
-(REDIS_URL, SCREENING_QUEUE, MODEL_BUNDLE, ...; see worker/settings.py).
+Loads and warms the model bundle once, then works the RQ queue with a ScreeningWorker (a
+SimpleWorker: no fork, since a forked child hangs once TensorFlow ran in the parent). SIGTERM (or
+Ctrl-C) lets the current job finish, then exits; `--burst` drains the queue and exits. Settings
+come from the environment only (REDIS_URL, SCREENING_QUEUE, MODEL_BUNDLE, ...; see .env.example).
+Exit status: 0 after a clean stop, 2 for bad settings, 3 when the model cannot be loaded.
 """
 
 from __future__ import annotations
@@ -14,37 +15,53 @@ import os
 import sys
 
 import redis
+from pydantic import ValidationError
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from worker import jobs
 from worker.runner import run_worker
 from worker.settings import WorkerSettings
 
 log = logging.getLogger("worker")
+LOG_FORMAT = "ts=%(asctime)s level=%(levelname)s logger=%(name)s pid=%(process)d msg=%(message)s"
+EXIT_BAD_SETTINGS = 2
+EXIT_MODEL_NOT_LOADED = 3
+
+
+def connect(url: str) -> redis.Redis:
+    """A client that rides out short Redis outages (a restart, a failover) with back-off; a few
+    seconds, not more, so a worker asked to stop while Redis is gone stops soon."""
+    return redis.Redis.from_url(
+        url,
+        retry=Retry(ExponentialBackoff(cap=2, base=0.2), retries=4),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        health_check_interval=30,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__.splitlines()[0])
     parser.add_argument("--burst", action="store_true", help="drain the queue, then exit")
     parser.add_argument("--name", help="worker name (default: host.pid.random)")
-    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level,
-        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s pid=%(process)d msg=%(message)s",
-    )
-
-    settings = WorkerSettings()
-    if not settings.redis_url:
-        log.error(
-            "REDIS_URL is not set: the bot screens in-process (embedded mode), no worker needed"
-        )
-        return 2
+    try:
+        settings = WorkerSettings()
+    except ValidationError as exc:
+        logging.basicConfig(format=LOG_FORMAT)
+        fields = ",".join(".".join(map(str, err["loc"])) for err in exc.errors())
+        log.error("event=bad_settings fields=%s (REDIS_URL is required; see .env.example)", fields)
+        return EXIT_BAD_SETTINGS
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     if settings.tf_threads:  # oneDNN's OpenMP pool too; read once, when TensorFlow loads
         os.environ.setdefault("OMP_NUM_THREADS", str(settings.tf_threads))
-    connection = redis.Redis.from_url(settings.redis_url)
-    jobs.install_screener(jobs.load_screener(settings))
-
-    run_worker(settings, connection, burst=args.burst, name=args.name, logging_level=args.log_level)
+    try:
+        jobs.install(jobs.load_screener(settings), settings)
+    except Exception as exc:  # noqa: BLE001 - any failure to load is reported the same way
+        log.error("event=model_load_failed bundle=%s error=%s", settings.model_bundle, exc)
+        return EXIT_MODEL_NOT_LOADED
+    run_worker(settings, connect(settings.redis_url), burst=args.burst, name=args.name,
+               logging_level=settings.log_level.upper())
     return 0
 
 

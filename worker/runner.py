@@ -1,4 +1,4 @@
-"""Run a SimpleWorker on the screening queue, holding a liveness key while it works."""
+"""Run a ScreeningWorker on the screening queue, with its housekeeping thread."""
 
 from __future__ import annotations
 
@@ -8,25 +8,33 @@ import socket
 import uuid
 
 import redis
-from rq import Queue, SimpleWorker
+from rq import Queue
+from rq.serializers import JSONSerializer
 
-from worker.reclaim import Housekeeping
+from worker.housekeeping import Housekeeping, ScreeningWorker, job_class_for
 from worker.settings import WorkerSettings
 
 log = logging.getLogger("worker")
 
 
 def build_worker(
-    settings: WorkerSettings, connection: redis.Redis, name: str | None = None
-) -> SimpleWorker:
-    queue = Queue(settings.queue_name, connection=connection)
-    return SimpleWorker(
+    settings: WorkerSettings,
+    connection: redis.Redis,
+    name: str | None = None,
+    worker_class: type[ScreeningWorker] = ScreeningWorker,
+) -> ScreeningWorker:
+    job_class = job_class_for(settings.allowed_job_modules)
+    queue = Queue(settings.queue_name, connection=connection, serializer=JSONSerializer, job_class=job_class)
+    worker = worker_class(
         [queue],
         connection=connection,
+        job_class=job_class,
         name=name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}",
-        default_result_ttl=settings.result_ttl_s,
+        serializer=JSONSerializer,
         maintenance_interval=settings.maintenance_interval_s,
     )
+    worker.liveness_ttl_s = settings.liveness_ttl_s
+    return worker
 
 
 def run_worker(
@@ -36,16 +44,14 @@ def run_worker(
     name: str | None = None,
     logging_level: str = "INFO",
 ) -> None:
-    """Work the queue (the Screener must be installed), with Housekeeping running meanwhile."""
+    """Work the queue (the screener must be installed), with Housekeeping running meanwhile."""
     worker = build_worker(settings, connection, name)
-    housekeeping = Housekeeping(
-        worker.queues[0], worker.name, settings.liveness_ttl_s, settings.sweep_interval_s
-    )
+    housekeeping = Housekeeping(worker, settings.housekeeping_period_s, settings.health_file)
     housekeeping.start()
-    log.info("worker starting name=%s queue=%s burst=%s", worker.name, settings.queue_name, burst)
+    log.info("event=worker_started name=%s queue=%s burst=%s", worker.name, settings.queue_name, burst)
     try:
         # No with_scheduler: RQ would fork its scheduler; Housekeeping runs that step in a thread.
         worker.work(burst=burst, logging_level=logging_level)
     finally:
         housekeeping.stop()
-    log.info("worker stopped name=%s", worker.name)
+    log.info("event=worker_stopped name=%s", worker.name)

@@ -1,80 +1,53 @@
-"""Settings of a worker process (and of the bot's side of the queue), read from the environment."""
+"""Settings of a worker process, read from the environment (see .env.example)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from model.settings import ModelSettings
+from worker.contract import DEFAULT_QUEUE, DEFAULT_RESULTS_STREAM
 
 
 class WorkerSettings(ModelSettings):
-    """How photos travel to workers and results back. Every field is an environment variable."""
+    """How a worker takes photos from the queue and publishes outcomes. Every field is an
+    environment variable; a worker needs no Telegram token or webhook secret."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # The environment only, never .env: that file holds the bot's secrets (the supervisor of
+    # `scripts/run` and docker-compose.yml hand a worker exactly what it needs).
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", env_ignore_empty=True, populate_by_name=True)
 
-    redis_url: str | None = Field(
-        None, description="Redis of the queue and the result stream; unset or empty: embedded mode."
-    )
-    queue_name: str = Field(
-        "screening", validation_alias="SCREENING_QUEUE", description="RQ queue of screening jobs."
-    )
-    job_timeout_s: int = Field(60, gt=0, description="A try running longer than this is killed.")
-    # A job's arguments hold the user's photo: a finished job is deleted at once (its outcome
-    # is already on the result stream), a failed one kept only briefly for diagnosis.
-    result_ttl_s: int = Field(
-        0, ge=0, description="How long RQ keeps a finished job and its photo (0: deleted at once)."
-    )
-    failure_ttl_s: int = Field(
-        3600, ge=0, description="How long RQ keeps a failed job and its photo, for diagnosis."
-    )
-    max_retries: int = Field(
-        2, ge=0, description="Tries after the first, for errors, timeouts, lost workers."
-    )
-    retry_intervals_s: Annotated[list[int], NoDecode] = Field(
-        [5, 30], description="Back-off before each retry (seconds, comma list); 0 requeues at once."
-    )
-    results_stream: str = Field(
-        "mpox:results", description="Redis stream the outcomes are published to."
-    )
-    results_group: str = Field(
-        "bot", description="Consumer group the bot reads the result stream with."
-    )
+    redis_url: str = Field(description="Redis of the queue and the results stream, e.g. redis://:PASSWORD@host:6379/0.")
+    queue_name: str = Field(DEFAULT_QUEUE, validation_alias="SCREENING_QUEUE", description="RQ queue of screening jobs.")
+    results_stream: str = Field(DEFAULT_RESULTS_STREAM, description="Redis stream the outcomes are published to.")
     results_stream_maxlen: int = Field(
-        100_000,
-        gt=0,
-        description="Approximate cap on the result stream (acked entries are deleted).",
+        100_000, gt=0, description="Approximate cap on the results stream (answered entries are deleted)."
     )
-    tf_threads: int = Field(
-        1,
-        ge=0,
-        description="TensorFlow threads per process (heatmaps); 0: TF's default (all cores).",
-    )
-    embedded_threads: int = Field(1, ge=1, description="Embedded mode: threads screening photos.")
+    tf_threads: int = Field(1, ge=0, description="TensorFlow threads per process (heatmaps); 0: TF's default (all cores).")
     liveness_ttl_s: int = Field(
-        15,
-        gt=0,
-        description="A worker whose liveness key is this old is dead; its job is reclaimed.",
+        15, gt=0, description="A worker (and its job) silent this long is dead; its job is retried or failed."
     )
-    sweep_interval_s: float = Field(
-        5.0, gt=0, description="How often workers and the bot look for jobs of dead workers."
+    sweep_interval_s: float = Field(5.0, gt=0, description="How often a worker looks for jobs of dead workers.")
+    maintenance_interval_s: int = Field(60, gt=0, description="How often a worker runs RQ's registry maintenance.")
+    health_file: Path | None = Field(
+        None, description="File touched every few seconds while the model is loaded and Redis answers (health checks)."
     )
-    maintenance_interval_s: int = Field(
-        60, gt=0, description="How often a worker runs RQ's registry maintenance."
-    )
-    read_block_ms: int = Field(
-        2000, gt=0, description="Longest wait of one read of the result stream."
+    log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING, ERROR.")
+    allowed_job_modules: Annotated[list[str], NoDecode] = Field(
+        ["worker.jobs"], description="Modules whose functions a job may name (comma list); any other job is refused."
     )
 
-    @field_validator("retry_intervals_s", mode="before")
+    @field_validator("allowed_job_modules", mode="before")
     @classmethod
-    def _split_intervals(cls, value: object) -> object:
-        if isinstance(value, str):  # "5,30" from the environment
-            return [int(part) for part in value.strip("[] ").split(",") if part.strip()]
+    def _split_modules(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @property
-    def embedded(self) -> bool:
-        return not self.redis_url
+    def housekeeping_period_s(self) -> float:
+        """Heartbeats come at least three times per liveness TTL."""
+        return min(self.liveness_ttl_s / 3, self.sweep_interval_s)

@@ -1,7 +1,9 @@
-"""Values that cross the worker's boundary: a request to screen, and its outcome.
+"""Values that cross between the bot and the workers: a request to screen, and its outcome.
 
-The bot builds a `ScreeningRequest`, the worker returns a `ScreeningOutcome` (the model's
-`ScreeningResult`, or a final failure), and the bot answers the chat named in it.
+The bot builds a `ScreeningRequest` and keeps everything about the person (chat, message,
+language) in its own store; the worker returns a `ScreeningOutcome` naming only the request. How
+both travel through Redis is `worker.contract`. Importing this module loads no TensorFlow, NumPy
+or Pillow: the bot imports it.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from model.types import ScreeningResult
+from model.types import HeatmapLabels, ScreeningResult
 
 
 class FailureKind(enum.StrEnum):
@@ -22,13 +24,12 @@ class FailureKind(enum.StrEnum):
 
 @dataclass(frozen=True)
 class ScreeningRequest:
-    """One photo to screen, and where the answer goes. Holds no user name or handle."""
+    """One photo to screen: an id (the bot's case id), the bytes, and the heatmap's captions in the
+    person's language (the worker draws them; it needs nothing else about the person)."""
 
-    request_id: str  # unique, also used as the RQ job id and as the pseudonymous case id
-    chat_id: int
-    message_id: int  # the user's photo message, to reply to
-    language: str  # IETF code, e.g. "en", "fr", "pt", "es"
+    request_id: str
     photo: bytes = field(repr=False)
+    labels: HeatmapLabels = field(default_factory=HeatmapLabels)
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,11 @@ class ScreeningOutcome:
     """What happened to a request: a result, or a final failure the bot can explain."""
 
     request_id: str
-    chat_id: int
-    message_id: int
-    language: str
-    result: ScreeningResult | None = None
+    result: ScreeningResult | None = None  # its heatmap_jpeg travels as bytes of its own
     failure: FailureKind | None = None
-    failure_detail: str | None = None
+    # For a positive screen: the photo re-encoded as JPEG without metadata (no EXIF, GPS, device
+    # or file name), which is what clinicians are shown.
+    review_photo: bytes | None = field(default=None, repr=False)
 
     @property
     def succeeded(self) -> bool:
