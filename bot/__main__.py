@@ -3,6 +3,9 @@
 Other commands:
     python -m bot export-reviewed DIR    write reviewed cases' photos into DIR/<class>/
     python -m bot compile-catalogues     rebuild bot/locales/*/LC_MESSAGES/mpox.mo from the .po files
+
+Secrets (the token, the webhook secret, Redis' password) never reach a log line or the terminal:
+every log record and every uncaught traceback is printed with them replaced.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import traceback
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,73 +23,112 @@ from pydantic import ValidationError
 from bot.settings import BotSettings
 
 log = logging.getLogger("bot")
-# Telegram unreachable at start-up (network or DNS down): PTB retries for ever with back-off (up
-# to 30 s between tries) instead of the process dying; a token it rejects is not retried.
-BOOTSTRAP_RETRIES = -1
 LOG_FORMAT = "ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s"
+EXIT_BAD_SETTINGS = 2
+REJECTED_TOKEN = (
+    "Telegram rejected TELEGRAM_TOKEN (mistyped, or revoked). Copy the token from @BotFather again (see docs/BOT.md)."
+)
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
+    return text
 
 
 class RedactingFormatter(logging.Formatter):
     """Formats a record, tracebacks included, with each secret replaced: python-telegram-bot puts
-    the token in some exceptions (a rejected token), and the logs must never hold it."""
+    the token in some exceptions and (at DEBUG) the webhook's parameters in its logs."""
 
     def __init__(self, fmt: str, secrets: list[str]) -> None:
         super().__init__(fmt)
         self.secrets = [secret for secret in secrets if secret]
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        for secret in self.secrets:
-            text = text.replace(secret, "[redacted]")
-        return text
+        return redact(super().format(record), self.secrets)
+
+
+def protect_secrets(secrets: list[str]) -> None:
+    """Redact secrets from every log line and from any traceback that escapes."""
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(RedactingFormatter(LOG_FORMAT, secrets))
+
+    def excepthook(kind, value, tb) -> None:
+        sys.stderr.write(redact("".join(traceback.format_exception(kind, value, tb)), secrets))
+
+    sys.excepthook = excepthook
 
 
 def load_settings() -> BotSettings:
     try:
         return BotSettings()
     except ValidationError as exc:
-        missing_token = any(err["loc"] == ("telegram_token",) for err in exc.errors())
-        if missing_token:
+        problems = {".".join(map(str, err["loc"])) or "settings": err["msg"] for err in exc.errors()}
+        if "telegram_token" in problems:
             print(
                 "TELEGRAM_TOKEN is not set. Create a bot with @BotFather, then run:\n"
-                "  TELEGRAM_TOKEN=<the token from BotFather> python -m bot\n(see docs/BOT.md)",
+                "  TELEGRAM_TOKEN=<the token from BotFather> scripts/run\n(see docs/BOT.md)",
                 file=sys.stderr,
             )
-        else:
-            print(f"Invalid bot settings:\n{exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        elif "redis_url" in problems:
+            print(
+                "REDIS_URL is not set. scripts/run starts the whole service (a local Redis, a worker and "
+                "the bot); to run only the bot, point REDIS_URL at the Redis your workers use.",
+                file=sys.stderr,
+            )
+        else:  # messages only: pydantic would echo the input values, secrets included
+            print("Invalid bot settings:", file=sys.stderr)
+            for field, message in problems.items():
+                print(f"  {field.upper()}: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_SETTINGS) from None
+
+
+async def wait_for_telegram(settings: BotSettings) -> None:
+    """Check the token with getMe, retrying with back-off while Telegram cannot be reached and
+    logging each failed try with the next delay; a rejected token exits at once."""
+    from telegram import Bot
+    from telegram.error import InvalidToken, NetworkError
+    from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
+
+    options = {}
+    if settings.telegram_base_url:
+        options["base_url"] = settings.telegram_base_url
+    log.info("event=connecting_to_telegram")
+    async for attempt in AsyncRetrying(
+        wait=wait_exponential(multiplier=1, max=30),
+        retry=retry_if_exception(lambda exc: isinstance(exc, NetworkError) and not isinstance(exc, InvalidToken)),
+        before_sleep=lambda state: log.warning(
+            "event=telegram_unreachable attempt=%d retry_in_s=%.0f error=%s",
+            state.attempt_number,
+            state.next_action.sleep,
+            type(state.outcome.exception()).__name__,
+        ),
+    ):
+        with attempt:
+            async with Bot(settings.telegram_token.get_secret_value(), **options) as bot:
+                await bot.get_me()
+    log.info("event=telegram_reachable")
 
 
 def run(settings: BotSettings) -> None:
     from telegram import Update
-    from telegram.error import InvalidToken
 
     from bot.app import build_app
-    from worker.service import create_service
 
-    application = build_app(settings, create_service(settings, consumer="bot"))
-    log.info("connecting to the Telegram Bot API; while it cannot be reached, start-up is retried")
-    try:
-        if settings.webhook_url:
-            secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-            application.run_webhook(
-                listen=settings.webhook_listen,
-                port=settings.webhook_port,
-                url_path=urlsplit(settings.webhook_url).path.lstrip("/"),
-                webhook_url=settings.webhook_url,
-                secret_token=secret,
-                allowed_updates=Update.ALL_TYPES,
-                bootstrap_retries=BOOTSTRAP_RETRIES,
-            )
-        else:
-            application.run_polling(allowed_updates=Update.ALL_TYPES, bootstrap_retries=BOOTSTRAP_RETRIES)
-    except InvalidToken:
-        print(
-            "Telegram rejected TELEGRAM_TOKEN (mistyped, or revoked). Copy the token from @BotFather "
-            "again (see docs/BOT.md).",
-            file=sys.stderr,
+    asyncio.run(wait_for_telegram(settings))
+    application = build_app(settings)
+    if settings.webhook_url:
+        application.run_webhook(
+            listen=settings.webhook_listen,
+            port=settings.webhook_port,
+            url_path=urlsplit(settings.webhook_url).path.lstrip("/"),
+            webhook_url=settings.webhook_url,
+            secret_token=settings.webhook_secret.get_secret_value(),
+            allowed_updates=Update.ALL_TYPES,
+            bootstrap_retries=-1,
         )
-        raise SystemExit(2) from None
+    else:
+        application.run_polling(allowed_updates=Update.ALL_TYPES, bootstrap_retries=-1)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -106,16 +149,21 @@ def main(argv: list[str] | None = None) -> None:
             print(path)
         return
     settings = load_settings()
-    token = settings.telegram_token.get_secret_value()
-    for handler in logging.getLogger().handlers:
-        handler.setFormatter(RedactingFormatter(LOG_FORMAT, [token]))
-    if args.command == "export-reviewed":
-        from bot.export import export_reviewed
+    logging.getLogger().setLevel(settings.log_level.upper())
+    protect_secrets(settings.secrets)
+    from telegram.error import InvalidToken
 
-        counts = asyncio.run(export_reviewed(settings, args.folder))
-        print(" ".join(f"{name}={count}" for name, count in sorted(counts.items())) or "no reviewed cases")
-        return
-    run(settings)
+    try:
+        if args.command == "export-reviewed":
+            from bot.export import export_reviewed
+
+            counts = asyncio.run(export_reviewed(settings, args.folder))
+            print(" ".join(f"{name}={count}" for name, count in sorted(counts.items())) or "no reviewed cases")
+            return
+        run(settings)
+    except InvalidToken:
+        print(REJECTED_TOKEN, file=sys.stderr)
+        raise SystemExit(EXIT_BAD_SETTINGS) from None
 
 
 if __name__ == "__main__":

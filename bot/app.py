@@ -1,10 +1,11 @@
-"""The one wiring point: build_app(settings, service) returns the configured Application."""
+"""The one wiring point: build_app(settings, queue) returns the configured Application."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import logging
+import time
 
 from telegram import BotCommand, Update
 from telegram.ext import (
@@ -15,20 +16,24 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
+from telegram.request import HTTPXRequest
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
-from bot import clinicians, commands, consent, deliveries, messages
+from bot import clinicians, commands, consent, deliveries, inbox, messages, recovery
 from bot.deps import DEPS_KEY, Deps, deps
 from bot.i18n import translator
 from bot.photos import IMAGE_MIME_TYPES, photo
+from bot.queue import QueueUnavailable, ScreeningQueue
+from bot.quota import PhotoQuota
 from bot.ratelimit import MessageRateLimiter
 from bot.settings import LANGUAGES, BotSettings
 from bot.store import Store
-from worker.errors import ServiceUnavailable
-from worker.service import ScreeningService
 
 log = logging.getLogger(__name__)
 
 CONSUMER_KEY = "deliveries_task"
+CONCURRENT_UPDATES = 8
+POLL_FRESH_S = 60.0  # polling counts as working when getUpdates succeeded this recently
 COMMANDS = {
     "start": messages.N_("About this service"),
     "help": messages.N_("How to send a photo"),
@@ -44,43 +49,41 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     if isinstance(update, Update) and update.effective_chat is not None:
         _ = deps(context).translate_for(update.effective_user)
         try:
-            await context.bot.send_message(
-                update.effective_chat.id, messages.with_disclaimer(_, _(messages.SOMETHING_WENT_WRONG))
-            )
+            await context.bot.send_message(update.effective_chat.id, _(messages.SOMETHING_WENT_WRONG))
         except Exception:  # telling them failed too (e.g. Telegram unreachable): logged above
             log.warning("event=error_report_failed")
 
 
-async def start_service(service: ScreeningService, max_delay_s: float = 30.0) -> None:
-    """Start the screening service, waiting for its Redis if it is not up yet.
+async def start_queue(queue: ScreeningQueue) -> None:
+    """Connect to the queue's Redis, waiting for it (with back-off) if it is not up yet.
 
-    Until it answers the bot does not poll, so people's messages wait safely at Telegram.
-    """
-    delay = 1.0
-    while True:
-        try:
-            await service.start()
-            return
-        except ServiceUnavailable as exc:
-            log.warning("event=queue_unreachable retry_in_s=%.0f error=%s", delay, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay_s)
+    Until it answers the bot does not poll, so people's messages wait safely at Telegram."""
+    async for attempt in AsyncRetrying(
+        wait=wait_exponential(multiplier=1, max=30),
+        retry=retry_if_exception_type(QueueUnavailable),
+        before_sleep=lambda state: log.warning(
+            "event=queue_unreachable attempt=%d retry_in_s=%.0f error=%s",
+            state.attempt_number,
+            state.next_action.sleep,
+            state.outcome.exception(),
+        ),
+    ):
+        with attempt:
+            await queue.start()
 
 
 async def post_init(application: Application) -> None:
     d: Deps = application.bot_data[DEPS_KEY]
-    await start_service(d.service)
-    if d.settings.embedded:
-        await deliveries.answer_lost_requests(application.bot, d)
-    # The command menu in each language (Telegram picks it from the user's app language).
+    await start_queue(d.queue)
+    # The command menu in each language (Telegram picks it from the person's app language).
     for language in (None, *LANGUAGES):
         _ = translator(language or d.settings.default_language)
         await application.bot.set_my_commands(
             [BotCommand(name, _(text)) for name, text in COMMANDS.items()], language_code=language
         )
-    application.bot_data[CONSUMER_KEY] = asyncio.create_task(
-        deliveries.consume(application), name="answer-deliveries"
-    )
+    await inbox.replay(application, d.store)
+    await recovery.recover_cases(application.bot, d)
+    application.bot_data[CONSUMER_KEY] = asyncio.create_task(deliveries.consume(application), name="answer-outcomes")
 
 
 async def post_shutdown(application: Application) -> None:
@@ -89,24 +92,70 @@ async def post_shutdown(application: Application) -> None:
     if task is not None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    await d.service.close()
+    await d.queue.close()
     d.store.close()
 
 
-def build_app(settings: BotSettings, service: ScreeningService) -> Application:
-    builder = (
+async def touch_health_file(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Mark the bot healthy (HEALTH_FILE) while updates arrive and Redis answers (a job)."""
+    d = deps(context)
+    updater, bot = context.application.updater, context.bot
+    last_poll = getattr(bot, "last_poll_at", None)
+    receiving = d.settings.webhook_url is not None or (
+        last_poll is not None and time.monotonic() - last_poll < POLL_FRESH_S
+    )
+    if updater is not None and updater.running and receiving and await d.queue.ping():
+        d.settings.health_file.touch()
+
+
+async def purge_expired(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Delete what is past RETENTION_DAYS, in the store, in Redis and in the clinicians' chat
+    (a daily job, also run at start)."""
+    d = deps(context)
+    cutoff = time.time() - d.settings.retention_days * 86400
+    expired = d.store.expired(cutoff)
+    if expired.case_ids:
+        try:
+            await d.queue.forget(list(expired.case_ids))
+        except QueueUnavailable:
+            log.warning("event=purge_queue_unavailable")
+        await clinicians.erase_posts(context.bot, d, expired.clinician_posts)
+    purged = d.store.purge(cutoff)
+    if purged:
+        log.info("event=purged cases=%d", purged)
+
+
+def build_bot(settings: BotSettings, store: Store) -> inbox.InboxBot:
+    """The ExtBot, recording updates in the store's inbox, rate-limited for Telegram's floods."""
+    options = {}
+    if settings.telegram_base_url:
+        options["base_url"] = settings.telegram_base_url
+    if settings.telegram_base_file_url:
+        options["base_file_url"] = settings.telegram_base_file_url
+    return inbox.InboxBot(
+        settings.telegram_token.get_secret_value(),
+        store=store,
+        rate_limiter=MessageRateLimiter(),
+        request=HTTPXRequest(connection_pool_size=32),
+        get_updates_request=HTTPXRequest(connection_pool_size=1),
+        **options,
+    )
+
+
+def build_app(settings: BotSettings, queue: ScreeningQueue | None = None) -> Application:
+    store = Store(settings.database_path)
+    queue = queue or ScreeningQueue(settings)
+    secret = settings.telegram_token.get_secret_value().encode()
+    quota = PhotoQuota(queue.redis, settings.user_rate_limit, settings.user_rate_window_s, secret, settings.queue_name)
+    application = (
         Application.builder()
-        .token(settings.telegram_token.get_secret_value())
-        .rate_limiter(MessageRateLimiter())
+        .bot(build_bot(settings, store))
+        .concurrent_updates(inbox.InboxUpdateProcessor(store, CONCURRENT_UPDATES))
         .post_init(post_init)
         .post_shutdown(post_shutdown)
+        .build()
     )
-    if settings.telegram_base_url:
-        builder = builder.base_url(settings.telegram_base_url)
-    if settings.telegram_base_file_url:
-        builder = builder.base_file_url(settings.telegram_base_file_url)
-    application = builder.build()
-    application.bot_data[DEPS_KEY] = Deps(settings, Store(settings.database_path), service)
+    application.bot_data[DEPS_KEY] = Deps(settings, store, queue, quota)
 
     # New messages in private chats only: an edited photo is not screened a second time.
     private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
@@ -132,7 +181,13 @@ def build_app(settings: BotSettings, service: ScreeningService) -> Application:
     jobs = application.job_queue
     check_every = max(0.2, min(5.0, settings.delayed_notice_after_s / 4))
     jobs.run_repeating(deliveries.notify_delayed, interval=check_every, first=check_every)
-    remind_every = max(0.5, min(300.0, settings.review_reminder_after_s / 4))
-    jobs.run_repeating(clinicians.remind, interval=remind_every, first=remind_every)
-    jobs.run_repeating(deliveries.purge_expired, interval=dt.timedelta(days=1), first=0)
+    jobs.run_repeating(recovery.recover, interval=settings.recovery_interval_s, first=settings.recovery_interval_s)
+    if settings.clinician_chat_id is not None:
+        remind_every = max(0.5, min(300.0, settings.review_reminder_after_s / 4))
+        jobs.run_repeating(clinicians.remind, interval=remind_every, first=remind_every)
+        jobs.run_repeating(clinicians.announce_pending, interval=10, first=10)
+        jobs.run_repeating(clinicians.follow_up_pending, interval=30, first=30)
+    if settings.health_file is not None:
+        jobs.run_repeating(touch_health_file, interval=5, first=1)
+    jobs.run_repeating(purge_expired, interval=dt.timedelta(days=1), first=0)
     return application

@@ -1,8 +1,13 @@
-"""Consent: the first-contact notice with an "I agree" button, and recording the agreement."""
+"""Consent: the first-contact notice with an "I agree" button, and recording the agreement.
+
+Photos sent before agreeing are kept as Telegram file references (never downloaded) and screened
+as soon as the person agrees; an album, or several photos in a row, gets one notice.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
@@ -10,10 +15,13 @@ from telegram.ext import ContextTypes
 from bot import messages
 from bot.deps import deps
 from bot.i18n import Translate
+from bot.sending import edit_quietly
+from bot.store import WaitingPhoto
 
 log = logging.getLogger(__name__)
 
 AGREE = "consent:agree"
+NOTICE_REPEAT_AFTER_S = 120  # photos within this time of a notice (an album) get no new notice
 
 
 def consent_keyboard(_: Translate) -> InlineKeyboardMarkup:
@@ -27,20 +35,26 @@ def consent_notice(_: Translate, retention_days: float) -> str:
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Show the notice and the "I agree" button (/start)."""
     d = deps(context)
-    _ = d.translate_for(update.effective_user)
-    if d.store.has_consented(update.effective_user.id):
+    user = update.effective_user
+    _ = d.translate_for(user)
+    if d.store.has_consented(user.id):
         await update.effective_message.reply_text(
             consent_notice(_, d.settings.retention_days) + "\n\n" + _(messages.CONSENT_THANKS)
         )
         return
+    d.store.record_consent_notice(user.id)
     await update.effective_message.reply_text(
         consent_notice(_, d.settings.retention_days), reply_markup=consent_keyboard(_)
     )
 
 
-async def ask_consent_for_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A photo came before consent: it is not screened; show the notice and ask to resend."""
+async def keep_until_consent(update: Update, context: ContextTypes.DEFAULT_TYPE, photo: WaitingPhoto) -> None:
+    """A photo came before consent: keep it for later and, once per album, show the notice."""
     d = deps(context)
+    d.store.add_waiting_photo(photo)
+    if d.store.consent_notice_sent_since(photo.user_id, time.time() - NOTICE_REPEAT_AFTER_S):
+        return
+    d.store.record_consent_notice(photo.user_id)  # before any await: the album's other photos see it
     _ = d.translate_for(update.effective_user)
     await update.effective_message.reply_text(
         _(messages.CONSENT_NEEDED) + "\n\n" + consent_notice(_, d.settings.retention_days),
@@ -49,14 +63,21 @@ async def ask_consent_for_photo(update: Update, context: ContextTypes.DEFAULT_TY
 
 
 async def agree(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Record consent (the "I agree" button) and invite a photo."""
+    """Record consent (the "I agree" button), then screen the photos kept until now."""
+    from bot.photos import screen_new_photo  # photos imports this module
+
     d = deps(context)
-    user = update.effective_user
+    user, query = update.effective_user, update.callback_query
+    await query.answer()
+    await edit_quietly(query.edit_message_reply_markup(reply_markup=None))
+    if d.store.has_consented(user.id):
+        return  # pressed twice: nothing more to do
     language = d.language_of(user)
     d.store.record_consent(user.id)
     d.store.set_language(user.id, language)
     log.info("event=consent language=%s", language)
     _ = d.translate_for(user)
-    await update.callback_query.answer()
-    await update.callback_query.edit_message_reply_markup(reply_markup=None)
-    await update.effective_chat.send_message(messages.with_disclaimer(_, _(messages.CONSENT_THANKS)))
+    waiting = d.store.take_waiting_photos(user.id)
+    await update.effective_chat.send_message(_(messages.CONSENT_THANKS_WAITING if waiting else messages.CONSENT_THANKS))
+    for photo in waiting:
+        await screen_new_photo(context.bot, d, photo, None, language)

@@ -1,12 +1,16 @@
-"""Answering people: the task that consumes the service's outcomes, and the "delayed" notices.
+"""Answering people: the task that consumes outcomes, and the "taking longer" notices.
 
-Each outcome is answered, recorded as delivered, then acknowledged, so an outcome left pending by a
-crash is redelivered on restart, and one already answered is skipped (never sent twice).
+An outcome is believed only for a case this bot holds and has not answered: chat, message and
+language always come from the store, never from the outcome. Each outcome is recorded, answered,
+recorded as answered, and only then acknowledged on the stream, so one left pending by a crash is
+read again on restart, and one already answered is skipped. Posting a positive case to the
+clinicians is a separate step (`bot.clinicians`): if it fails, the person is not answered again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -17,129 +21,117 @@ from telegram.ext import Application, ContextTypes
 from bot import clinicians, messages
 from bot.deps import DEPS_KEY, Deps, deps
 from bot.i18n import translator
+from bot.photos import tell
+from bot.queue import Delivery
+from bot.sending import with_retries
+from bot.store import Case
 from model.types import Verdict
-from worker.service import Delivery
+from worker.types import ScreeningOutcome
 
 log = logging.getLogger(__name__)
 
 CAPTION_LIMIT = 1024  # Telegram's limit on a photo caption
 CONCURRENT_REPLIES = 8
-SEND_TRIES = 5
+SCREENED = (Verdict.POSITIVE, Verdict.INCONCLUSIVE, Verdict.NEGATIVE)
 
 
-async def send_outcome(bot: Bot, d: Deps, delivery: Delivery) -> None:
-    """Send the person their result (with the heatmap when there is one) and escalate positives."""
-    outcome = delivery.outcome
-    _ = translator(outcome.language)
+async def send_reply(bot: Bot, d: Deps, case: Case, outcome: ScreeningOutcome) -> str | None:
+    """Send the person their result, with the heatmap picture when there is one; returns the
+    picture's Telegram file id (clinicians are shown the same picture)."""
+    _ = translator(d.language_of_id(case.user_id))
     text = messages.outcome_text(outcome, _)
-    reply_to = ReplyParameters(outcome.message_id, allow_sending_without_reply=True)
-    result = outcome.result
-    heatmap_file_id = None
-    if result is not None and result.heatmap_png:
-        if len(text) > CAPTION_LIMIT:
-            await bot.send_message(outcome.chat_id, text, reply_parameters=reply_to)
-            text = messages.with_disclaimer(_, _(messages.HEATMAP_LINE))
-        sent = await bot.send_photo(outcome.chat_id, result.heatmap_png, caption=text, reply_parameters=reply_to)
-        heatmap_file_id = sent.photo[-1].file_id if sent.photo else None
-    else:
-        await bot.send_message(outcome.chat_id, text, reply_parameters=reply_to)
-    case = d.store.case(outcome.request_id)
-    if case is not None and result is not None:
-        d.store.record_result(case.case_id, result.verdict.value, result.probabilities, result.model_id)
-        if heatmap_file_id:
-            d.store.record_heatmap(case.case_id, heatmap_file_id)
-        if result.verdict is Verdict.POSITIVE and d.settings.clinician_chat_id is not None:
-            await clinicians.announce(bot, d, d.store.case(case.case_id))
-    log.info(
-        "event=answered case_id=%s verdict=%s failure=%s",
-        outcome.request_id,
-        result.verdict.value if result else None,
-        outcome.failure.value if outcome.failure else None,
+    reply_to = ReplyParameters(case.message_id, allow_sending_without_reply=True)
+    heatmap = outcome.result.heatmap_jpeg if outcome.result is not None else None
+    if not heatmap:
+        await tell(bot, case, text)
+        return None
+    if len(text) > CAPTION_LIMIT:
+        await tell(bot, case, text)
+        text = messages.with_disclaimer(_, _(messages.HEATMAP_LINE))
+    sent = await with_retries(
+        lambda: bot.send_photo(case.chat_id, heatmap, caption=text, reply_parameters=reply_to, filename="screen.jpg")
     )
+    return sent.photo[-1].file_id if sent.photo else None
 
 
 async def answer(bot: Bot, d: Deps, delivery: Delivery) -> None:
-    """Answer one delivery once, then ack it; transient Telegram errors are retried with back-off."""
-    request_id = delivery.outcome.request_id
-    if not d.store.is_delivered(request_id):
-        for attempt in range(SEND_TRIES):
-            try:
-                await send_outcome(bot, d, delivery)
-                break
-            except (Forbidden, BadRequest) as exc:  # blocked the bot, or chat gone: cannot answer
-                log.warning("event=undeliverable case_id=%s error=%s", request_id, type(exc).__name__)
-                break
-            except TelegramError as exc:
-                if attempt == SEND_TRIES - 1:
-                    # Left unacknowledged: it is delivered again when the bot restarts.
-                    log.error("event=answer_failed case_id=%s error=%s", request_id, type(exc).__name__)
-                    return
-                await asyncio.sleep(2**attempt)
-        d.store.mark_delivered(request_id)
-    await d.service.ack(delivery)
+    """Answer one outcome at most once, then acknowledge it."""
+    outcome = delivery.outcome
+    case = d.store.case(outcome.request_id)
+    if case is None:  # not a case of ours (erased, past retention, or forged): never believed
+        log.warning("event=outcome_without_case case_id=%s", outcome.request_id)
+        await d.queue.drop(delivery.entry_id)
+        return
+    if (handled := d.in_flight.get(case.case_id)) is not None:
+        # Its handler is still acknowledging it: the result must come after "Analysing...".
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(handled.wait(), timeout=30)
+        case = d.store.case(case.case_id) or case
+    if case.answered_at is None:
+        if not case.has_outcome:
+            result = outcome.result
+            d.store.record_outcome(
+                case.case_id,
+                None if result is None else result.verdict.value,
+                {} if result is None else result.probabilities,
+                None if result is None else result.model_id,
+                failure=None if outcome.failure is None else outcome.failure.value,
+                review_photo=outcome.review_photo,
+            )
+        if outcome.result is None or outcome.result.verdict not in SCREENED:
+            await d.quota.give_back(case.user_id, case.case_id)  # only screened photos count
+        try:
+            heatmap_file_id = await send_reply(bot, d, case, outcome)
+        except (Forbidden, BadRequest) as exc:  # blocked the bot, or the chat is gone
+            log.warning("event=undeliverable case_id=%s error=%s", case.case_id, type(exc).__name__)
+            heatmap_file_id = None
+        d.store.record_answered(case.case_id, heatmap_file_id)
+        log.info(
+            "event=answered case_id=%s verdict=%s failure=%s",
+            case.case_id,
+            outcome.result.verdict.value if outcome.result else None,
+            outcome.failure.value if outcome.failure else None,
+        )
+    await d.queue.ack(delivery)
+    if outcome.result is not None and outcome.result.verdict is Verdict.POSITIVE:
+        await clinicians.announce_quietly(bot, d, case.case_id)
 
 
 async def consume(application: Application) -> None:
-    """Answer every delivery of the service, forever (started in post_init, cancelled at shutdown)."""
+    """Answer every outcome, forever (started in post_init, cancelled at shutdown)."""
     d: Deps = application.bot_data[DEPS_KEY]
     slots = asyncio.Semaphore(CONCURRENT_REPLIES)
     running: set[asyncio.Task] = set()
 
     async def answer_in_slot(delivery: Delivery) -> None:
-        async with slots:
-            try:
-                await answer(application.bot, d, delivery)
-            except Exception:  # one bad delivery must not stop the others
-                log.exception("event=delivery_error case_id=%s", delivery.outcome.request_id)
+        try:
+            await answer(application.bot, d, delivery)
+        except TelegramError as exc:  # left unacknowledged: tried again with the pending ones
+            log.warning("event=answer_failed case_id=%s error=%s", delivery.outcome.request_id, type(exc).__name__)
+        except Exception:  # one bad delivery must not stop the others
+            log.exception("event=delivery_error case_id=%s", delivery.outcome.request_id)
+        finally:
+            slots.release()
 
     while True:
         try:
-            async for delivery in d.service.deliveries():
+            async for delivery in d.queue.deliveries():
                 await slots.acquire()  # back-pressure: read no faster than we answer
-                slots.release()
                 task = asyncio.create_task(answer_in_slot(delivery))
                 running.add(task)
                 task.add_done_callback(running.discard)
         except asyncio.CancelledError:
             raise
-        except Exception:  # the stream broke: read again (unacked outcomes come first), never stop
+        except Exception:  # the stream broke: read again (unacknowledged outcomes first), never stop
             log.exception("event=deliveries_failed retry_in_s=1")
             await asyncio.sleep(1.0)
-
-
-async def answer_lost_requests(bot: Bot, d: Deps) -> None:
-    """Embedded mode keeps outcomes in memory: photos queued before a restart are lost; say so."""
-    for case in d.store.cases_without_reply():
-        _ = translator(d.store.language(case.user_id) or d.settings.default_language)
-        d.store.mark_delivered(case.case_id)
-        try:
-            await bot.send_message(
-                case.chat_id,
-                messages.with_disclaimer(_, _(messages.FAILED)),
-                reply_parameters=ReplyParameters(case.message_id, allow_sending_without_reply=True),
-            )
-        except TelegramError as exc:
-            log.warning("event=undeliverable case_id=%s error=%s", case.case_id, type(exc).__name__)
-        log.info("event=lost_on_restart case_id=%s", case.case_id)
 
 
 async def notify_delayed(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Tell people whose result is later than DELAYED_NOTICE_AFTER_S that it is coming (a job)."""
     d = deps(context)
     for case in d.store.cases_awaiting_result(time.time() - d.settings.delayed_notice_after_s):
-        _ = translator(d.store.language(case.user_id) or d.settings.default_language)
+        _ = translator(d.language_of_id(case.user_id))
         d.store.record_delayed_notice(case.case_id)
-        await context.bot.send_message(
-            case.chat_id,
-            messages.with_disclaimer(_, _(messages.DELAYED)),
-            reply_parameters=ReplyParameters(case.message_id, allow_sending_without_reply=True),
-        )
+        await tell(context.bot, case, _(messages.DELAYED))
         log.info("event=delayed case_id=%s", case.case_id)
-
-
-async def purge_expired(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Delete case records past RETENTION_DAYS (a daily job, also run at start)."""
-    d = deps(context)
-    purged = d.store.purge(time.time() - d.settings.retention_days * 86400)
-    if purged:
-        log.info("event=purged cases=%d", purged)

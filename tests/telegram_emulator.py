@@ -2,11 +2,12 @@
 
 Serves the Bot API methods the bot uses (getMe, getUpdates long polling, setWebhook with the
 secret-token header, sendMessage, sendPhoto/sendDocument by upload or file id, sendChatAction,
-editMessageText/Caption/ReplyMarkup, answerCallbackQuery, getFile and file download,
-setMyCommands...) with Telegram's wire format: form or multipart requests, JSON-encoded
-parameters, {"ok": ..., "result" | "error_code", "description"} replies, Telegram's error texts
-for the cases the bot can hit (chat not found, caption too long, file is too big, message is not
-modified, query is too old, blocked by the user, getUpdates while a webhook is set).
+editMessageText/Caption/ReplyMarkup/Media, deleteMessage, answerCallbackQuery, getFile and file
+download, setMyCommands...) with Telegram's wire format: form or multipart requests, JSON-encoded
+parameters, {"ok": ..., "result" | "error_code", "description", "parameters"} replies, Telegram's
+error texts for the cases the bot can hit (chat not found, caption too long, file is too big,
+message is not modified, message can't be deleted, query is too old, blocked by the user,
+getUpdates while a webhook is set, 429 "retry after" flood control).
 
 The test side runs in the test's thread: inject what people do (send_text, send_photo,
 send_document, send_sticker..., press) and read what the bot sent (sent, wait_for). The server
@@ -55,13 +56,13 @@ CAPTION_LIMIT = 1024
 TEXT_LIMIT = 4096
 INT_PARAMS = {"chat_id", "message_id", "offset", "limit", "timeout", "reply_to_message_id"}
 JSON_PARAMS = {"reply_markup", "reply_parameters", "commands", "allowed_updates", "show_alert",
-               "drop_pending_updates", "disable_notification", "protect_content", "scope"}
+               "drop_pending_updates", "disable_notification", "protect_content", "scope", "media"}
 
 
 class ApiError(Exception):
-    def __init__(self, code: int, description: str) -> None:
+    def __init__(self, code: int, description: str, parameters: dict[str, Any] | None = None) -> None:
         super().__init__(description)
-        self.code, self.description = code, description
+        self.code, self.description, self.parameters = code, description, parameters
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,10 @@ class TelegramEmulator:
         self.commands: list[dict[str, Any]] = []
         self.files: dict[str, dict[str, Any]] = {}
         self.blocked: set[int] = set()
+        self.deleted: list[dict[str, Any]] = []  # messages the bot deleted
+        self.delete_window_s = 48 * 3600.0  # Telegram lets a bot delete messages this young
+        self.floods: dict[int, int] = {}  # chat id -> how many more sends answer 429 "retry after"
+        self.flood_retry_after = 1
         self.rejected_tokens: set[str] = set()  # well-formed tokens answered 401 (revoked)
         self.webhook: dict[str, Any] | None = None
         self.webhook_deliveries: list[int] = []  # HTTP status of each webhook POST
@@ -183,15 +188,24 @@ class TelegramEmulator:
         return self._user_message(user, extra, chat_id)
 
     def send_photo(self, user: EmulatedUser, data: bytes, file_size: int | None = None,
-                   caption: str | None = None) -> dict[str, Any]:
-        """A compressed photo; file_size overrides the size Telegram reports (to test limits)."""
+                   caption: str | None = None, media_group_id: str | None = None) -> dict[str, Any]:
+        """A compressed photo; file_size overrides the size Telegram reports (to test limits);
+        photos of one album share a media_group_id."""
         width, height = _image_size(data)
         file = self._add_file(data, "photos", ".jpg", file_size)
         sizes = [{**file, "width": width, "height": height}]
         extra: dict[str, Any] = {"photo": sizes}
         if caption:
             extra["caption"] = caption
+        if media_group_id:
+            extra["media_group_id"] = media_group_id
         return self._user_message(user, extra)
+
+    def flood(self, chat_id: int, sends: int, retry_after: int = 1) -> None:
+        """The next `sends` messages to chat_id are refused with 429 "retry after" (group limits)."""
+        with self._lock:
+            self.floods[chat_id] = sends
+            self.flood_retry_after = retry_after
 
     def send_document(self, user: EmulatedUser, data: bytes, file_name: str, mime_type: str,
                       file_size: int | None = None) -> dict[str, Any]:
@@ -226,12 +240,13 @@ class TelegramEmulator:
 
     # Test side: what the bot did -----------------------------------------------------------------
     def sent(self, chat_id: int | None = None) -> list[dict[str, Any]]:
-        """Messages the bot sent (current state, edits applied), oldest first."""
+        """Messages the bot sent and did not delete (current state, edits applied), oldest first."""
         with self._lock:
             return [
                 json.loads(json.dumps(self.messages[(m["chat"]["id"], m["message_id"])]))
                 for m in self.sent_by_bot
-                if chat_id is None or m["chat"]["id"] == chat_id
+                if (chat_id is None or m["chat"]["id"] == chat_id)
+                and (m["chat"]["id"], m["message_id"]) in self.messages
             ]
 
     def file_bytes(self, file_id: str) -> bytes:
@@ -308,6 +323,10 @@ class TelegramEmulator:
 
     def _bot_message(self, chat_id: int, params: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         chat = self._chat(chat_id)
+        if self.floods.get(chat["id"], 0) > 0:
+            self.floods[chat["id"]] -= 1
+            raise ApiError(429, f"Too Many Requests: retry after {self.flood_retry_after}",
+                           {"retry_after": self.flood_retry_after})
         message: dict[str, Any] = {"message_id": next(self._ids), "from": BOT_USER, "chat": chat,
                                    "date": int(time.time()), **extra}
         reply = params.get("reply_parameters") or (
@@ -458,6 +477,33 @@ class TelegramEmulator:
     def _api_editmessagereplymarkup(self, params, files):
         return self._edit(params, lambda message: None)
 
+    def _api_editmessagemedia(self, params, files):
+        media = params.get("media") or {}
+        if isinstance(media, str):
+            media = json.loads(media)
+
+        def change(message):
+            if "photo" not in message or media.get("type") != "photo":
+                raise ApiError(400, "Bad Request: there is no media in the message to edit")
+            file = self._input_file(media.get("media"), files, "media", "photos")
+            width, height = _image_size(self.files[file["file_id"]]["bytes"])
+            message["photo"] = [{**file, "width": width, "height": height}]
+            if media.get("caption"):
+                message["caption"] = media["caption"]
+            else:
+                message.pop("caption", None)
+        return self._edit(params, change)
+
+    def _api_deletemessage(self, params, files):
+        key = (int(params.get("chat_id", 0)), int(params.get("message_id", 0)))
+        message = self.messages.get(key)
+        if message is None or message.get("from", {}).get("id") != BOT_USER["id"]:
+            raise ApiError(400, "Bad Request: message to delete not found")
+        if time.monotonic() - self.sent_at.get(key, 0.0) > self.delete_window_s:
+            raise ApiError(400, "Bad Request: message can't be deleted for everyone")
+        self.deleted.append(self.messages.pop(key))
+        return True
+
     def _api_answercallbackquery(self, params, files):
         query_id = params.get("callback_query_id")
         if query_id not in self.callback_answers or self.callback_answers[query_id] is not None:
@@ -555,7 +601,10 @@ class _MethodHandler(tornado.web.RequestHandler):
     def _reply_error(self, error: ApiError) -> None:
         self.set_status(error.code)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"ok": False, "error_code": error.code, "description": error.description}))
+        body: dict[str, Any] = {"ok": False, "error_code": error.code, "description": error.description}
+        if error.parameters:
+            body["parameters"] = error.parameters
+        self.finish(json.dumps(body))
 
     def _params(self) -> tuple[dict[str, Any], dict[str, bytes]]:
         request = self.request

@@ -1,43 +1,33 @@
 """Escalation over real HTTP: positive screen -> clinicians' chat -> review -> follow-up; refusals;
-re-announcement of unreviewed cases; export of reviewed photos as a folder-per-class dataset."""
+reminders; Telegram's group flood limit; erasure reaching the clinicians' chat; export."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import io
+import stat
 
 import pytest
+import pytest_asyncio
+from PIL import Image
 
 from bot.__main__ import main as bot_main
-from bot.messages import DISCLAIMER
-from model.bundle import Thresholds, load_bundle, write_bundle
 from tests.bot_harness import (
     CLINICIAN,
     CLINICIAN_CHAT,
     NOT_A_CLINICIAN,
     TOKEN,
-    bot_settings,
+    bot_with_worker,
     button_data,
+    case_of,
     consented_user,
-    running_bot,
+    replies_to,
     text_of,
 )
+from tests.images import encode
 from tests.telegram_emulator import TelegramEmulator
 
-
-@pytest.fixture(scope="session")
-def positive_bundle_path(test_bundle_path, tmp_path_factory):
-    """The session's real model with its operating point at 0: every screenable photo is positive.
-
-    Only the thresholds change (same TFLite and Keras files, re-checksummed), so escalation can be
-    tested with a real model without searching for a photo it happens to call positive.
-    """
-    source = load_bundle(test_bundle_path)
-    manifest = dataclasses.replace(source.manifest, thresholds=Thresholds(positive=0.0, inconclusive=0.0))
-    folder = tmp_path_factory.mktemp("bundle") / "positive-bundle"
-    return write_bundle(
-        folder, manifest, source.tflite_path.read_bytes(), source.keras_path, source.card_path.read_text()
-    ).path
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 @pytest.fixture(scope="module")
@@ -47,82 +37,176 @@ def telegram():
         yield emulator
 
 
+@pytest.fixture(scope="module")
+def database(tmp_path_factory):
+    return tmp_path_factory.mktemp("bot") / "bot.sqlite3"
 
-def case_post(telegram, case_id: str | None = None) -> dict:
-    posts = [m for m in telegram.sent(CLINICIAN_CHAT) if m.get("reply_markup")]
-    return next(m for m in reversed(posts) if case_id is None or case_id in text_of(m))
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def bot(telegram, redis_url, positive_bundle_path, positive_screener, database):
+    """Every screenable photo is positive (the real model, its threshold at 0)."""
+    async with bot_with_worker(
+        telegram, redis_url, positive_bundle_path, positive_screener, database, review_reminder_after_s=2.0
+    ) as application:
+        yield application
 
 
-async def test_positive_is_escalated_reviewed_and_followed_up(
-    telegram, positive_bundle_path, shared_photo_paths, tmp_path, monkeypatch
-):
-    settings = bot_settings(telegram, positive_bundle_path, tmp_path / "bot.sqlite3", review_reminder_after_s=1.0)
-    async with running_bot(settings) as application:
-        user = await consented_user(telegram, 301, language="pt-br")
-        telegram.send_photo(user, shared_photo_paths[3].read_bytes())
-        reply = await telegram.wait_for(user.id, lambda m: "photo" in m, timeout=60)
-        assert DISCLAIMER not in text_of(reply)  # Portuguese...
-        assert "não um diagnóstico" in text_of(reply)
+async def eventually(condition, timeout: float = 10.0) -> None:
+    """Wait until condition() is true (a step recorded just after the message it follows)."""
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition never became true")
 
-        post = await telegram.wait_for(CLINICIAN_CHAT, lambda m: "reply_markup" in m, timeout=30)
-        store = application.bot_data["deps"].store
-        (case_id,) = [c for c in [store.cases_awaiting_review(1e12)[0].case_id]]
-        summary = text_of(post)
-        assert case_id in summary and "mpox" in summary and "test-mobilenet-v2-035" in summary
-        assert "user301" not in str(telegram.sent(CLINICIAN_CHAT)) and "Test" not in summary
-        person_photo = telegram.sent(CLINICIAN_CHAT)[-2]
-        assert person_photo["photo"][0]["file_id"] == telegram.messages[(user.id, reply["reply_to_message"]["message_id"])]["photo"][-1]["file_id"]
-        assert len(post["reply_markup"]["inline_keyboard"]) == 3
 
-        # Unreviewed for longer than REVIEW_REMINDER_AFTER_S: announced again.
-        reminder = await telegram.wait_for(CLINICIAN_CHAT, lambda m: "Reminder" in text_of(m), timeout=15)
-        assert case_id in text_of(reminder)
+def posts_of(telegram, case_id: str) -> list[dict]:
+    return [m for m in telegram.sent(CLINICIAN_CHAT) if case_id in text_of(m)]
 
-        # Someone in the chat who is not a listed clinician, and anyone outside the chat: refused.
-        outsider = telegram.user(NOT_A_CLINICIAN)
-        query = telegram.press(outsider, post, button_data(post, "review:likely_mpox"))
-        refusal = await telegram.wait_for_answer(query)
-        assert refusal["show_alert"] and "Only the service's clinicians" in refusal["text"]
-        query = telegram.press(user, reply, button_data(post, "review:likely_mpox"))  # forged, in the user's chat
-        assert (await telegram.wait_for_answer(query))["show_alert"]
-        assert store.review(case_id) is None
 
-        clinician = telegram.user(CLINICIAN, first_name="Dr")
-        count = len(telegram.sent(user.id))
-        query = telegram.press(clinician, post, button_data(post, "review:likely_mpox"))
-        assert (await telegram.wait_for_answer(query))["show_alert"] is False
-        follow_up = await telegram.wait_for(user.id, lambda m: True, after=count)
-        assert "clínico" in text_of(follow_up) and "não um diagnóstico" in text_of(follow_up)
-        edited = next(m for m in telegram.sent(CLINICIAN_CHAT) if m["message_id"] == post["message_id"])
-        assert "Reviewed: Likely mpox: advise testing" in text_of(edited) and str(CLINICIAN) in text_of(edited)
-        assert "reply_markup" not in edited
-        review = store.review(case_id)
-        assert (review.reviewer_id, review.decision) == (CLINICIAN, "likely_mpox")
+async def positive_case(telegram, bot, user, photo: bytes):
+    """Send a photo, wait for its result and its two posts; returns (case, result, photo post, summary)."""
+    message = telegram.send_photo(user, photo)
+    result = await telegram.wait_for(user.id, lambda m: "photo" in m and "reply_to_message" in m, timeout=60)
+    case = case_of(bot, user.id, message)
+    summary = await telegram.wait_for(
+        CLINICIAN_CHAT, lambda m: case.case_id in text_of(m) and "reply_markup" in m, timeout=30
+    )
+    photo_post = next(m for m in posts_of(telegram, case.case_id) if "the person's photo" in text_of(m))
+    return case, result, photo_post, summary
 
-        # A second press (e.g. on the reminder) does not record a second review.
-        query = telegram.press(clinician, reminder, button_data(reminder, "review:unlikely"))
-        assert "already reviewed" in (await telegram.wait_for_answer(query))["text"]
-        assert store.review(case_id).decision == "likely_mpox"
 
-        # A second case, judged unusable: skipped by the export.
-        telegram.send_photo(user, shared_photo_paths[7].read_bytes())
-        post2 = await telegram.wait_for(
-            CLINICIAN_CHAT, lambda m: "reply_markup" in m and case_id not in text_of(m), timeout=60
-        )
-        query = telegram.press(clinician, post2, button_data(post2, "review:unusable"))
-        await telegram.wait_for_answer(query)
+def with_exif(photo: bytes) -> bytes:
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 30.0)}  # GPS latitude
+    return encode(Image.open(io.BytesIO(photo)).convert("RGB"), "JPEG", exif=exif.tobytes())
 
-    # export-reviewed fetches the photo by file id through the Bot API (the emulator's file server).
+
+async def test_positive_is_posted_reviewed_by_name_and_followed_up(telegram, bot, shared_photo_paths):
+    user = await consented_user(telegram, 301, language="pt-br", first_name="Maria")
+    original = with_exif(shared_photo_paths[3].read_bytes())
+    case, result, photo_post, summary = await positive_case(telegram, bot, user, original)
+    assert "não um diagnóstico" in text_of(result)
+
+    # The clinicians see a metadata-free copy, the heatmap, the case, and nobody's name or id.
+    shown = telegram.file_bytes(photo_post["photo"][-1]["file_id"])
+    assert shown != original and not Image.open(io.BytesIO(shown)).getexif()
+    assert summary["photo"][-1]["file_id"] == result["photo"][-1]["file_id"]  # the same heatmap
+    assert "Screen: positive" in text_of(summary) and "test-mobilenet-v2-035" in text_of(summary)
+    chat = str(telegram.sent(CLINICIAN_CHAT))
+    assert "Maria" not in chat and "user301" not in chat and str(user.id) not in chat
+    assert len(summary["reply_markup"]["inline_keyboard"]) == 3
+
+    # Someone in the chat who is not a listed clinician, and a forged press elsewhere: refused.
+    query = telegram.press(telegram.user(NOT_A_CLINICIAN), summary, button_data(summary, "review:likely_mpox"))
+    refusal = await telegram.wait_for_answer(query)
+    assert refusal["show_alert"] and "Only the service's clinicians" in refusal["text"]
+    query = telegram.press(user, result, button_data(summary, "review:likely_mpox"))
+    assert (await telegram.wait_for_answer(query))["show_alert"]
+    store = bot.bot_data["deps"].store
+    assert store.review(case.case_id) is None
+
+    clinician = telegram.user(CLINICIAN, first_name="Ana")
+    count = len(telegram.sent(user.id))
+    query = telegram.press(clinician, summary, button_data(summary, "review:likely_mpox"))
+    assert (await telegram.wait_for_answer(query))["show_alert"] is False
+    follow_up = await telegram.wait_for(user.id, lambda m: True, after=count)
+    assert "viu a sua foto" in text_of(follow_up) and text_of(follow_up).endswith("Só um profissional de saúde pode diagnosticar mpox.")
+    edited = next(m for m in telegram.sent(CLINICIAN_CHAT) if m["message_id"] == summary["message_id"])
+    assert "Reviewed: Likely mpox: advise testing, by Ana" in text_of(edited)
+    assert str(CLINICIAN) not in text_of(edited) and "reply_markup" not in edited
+    await eventually(lambda: store.review(case.case_id).followed_up_at)
+    review = store.review(case.case_id)
+    assert (review.reviewer_id, review.decision) == (CLINICIAN, "likely_mpox")
+
+    # A second press (an old screenshot of the buttons, another clinician) changes nothing.
+    query = telegram.press(clinician, summary, button_data(summary, "review:unlikely"))
+    assert "already reviewed" in (await telegram.wait_for_answer(query))["text"]
+    assert store.review(case.case_id).decision == "likely_mpox"
+    assert len([m for m in telegram.sent(user.id) if "viu a sua foto" in text_of(m)]) == 1
+
+
+async def test_reminder_replies_to_the_case_instead_of_posting_it_again(telegram, bot, shared_photo_paths):
+    user = await consented_user(telegram, 302)
+    case, _result, _photo, summary = await positive_case(telegram, bot, user, shared_photo_paths[4].read_bytes())
+    reminder = await telegram.wait_for(CLINICIAN_CHAT, lambda m: "Reminder" in text_of(m) and case.case_id in text_of(m), timeout=20)
+    assert reminder["reply_to_message"]["message_id"] == summary["message_id"]
+    assert "photo" not in reminder
+    assert len([m for m in posts_of(telegram, case.case_id) if "photo" in m]) == 2  # never re-posted
+
+
+async def test_a_refused_review_of_a_case_that_was_never_posted(telegram, bot, shared_photo_paths):
+    user = await consented_user(telegram, 303)
+    message = telegram.send_photo(user, encode(Image.new("RGB", (300, 300), (5, 5, 5)), "JPEG"))  # too dark
+    await telegram.wait_for(user.id, lambda m: "could not be judged" in text_of(m), timeout=60)
+    case = case_of(bot, user.id, message)
+    _case, _result, _photo, summary = await positive_case(telegram, bot, user, shared_photo_paths[5].read_bytes())
+    forged = f"review:likely_mpox:{case.case_id}"  # a real case id, but not a posted positive
+    answer = await telegram.wait_for_answer(telegram.press(telegram.user(CLINICIAN), summary, forged))
+    assert "Only positive screens posted here" in answer["text"]
+    assert bot.bot_data["deps"].store.review(case.case_id) is None
+
+
+async def test_flood_limit_in_the_clinicians_chat_never_repeats_the_persons_reply(telegram, bot, shared_photo_paths):
+    """Telegram allows ~20 messages a minute in a group: it answers 429 "retry after"."""
+    user = await consented_user(telegram, 304)
+    telegram.flood(CLINICIAN_CHAT, sends=3, retry_after=1)
+    message = telegram.send_photo(user, shared_photo_paths[6].read_bytes())
+    store = bot.bot_data["deps"].store
+    await eventually(lambda: (case := case_of(bot, user.id, message)) and store.case(case.case_id).announced_at, 30)
+    case = case_of(bot, user.id, message)
+    results = [m for m in replies_to(telegram, user.id, message) if "photo" in m]
+    assert len(results) == 1  # the person was answered once, whatever the clinicians' chat did
+    kinds = [("photo" in m, "reply_markup" in m) for m in posts_of(telegram, case.case_id)]
+    assert kinds == [(True, False), (True, True)]  # each post made once
+
+
+async def test_delete_removes_the_cases_posts_from_the_clinicians_chat(telegram, bot, shared_photo_paths):
+    user = await consented_user(telegram, 305)
+    case, _result, photo_post, summary = await positive_case(telegram, bot, user, shared_photo_paths[7].read_bytes())
+    telegram.send_text(user, "/delete")
+    reply = await telegram.wait_for(user.id, lambda m: "has been erased" in text_of(m))
+    assert "posts in the clinicians' chat: 2" in text_of(reply)
+    assert posts_of(telegram, case.case_id) == []
+    deleted = {m["message_id"] for m in telegram.deleted}
+    assert {photo_post["message_id"], summary["message_id"]} <= deleted
+
+
+async def test_delete_blanks_out_posts_too_old_to_delete(telegram, bot, shared_photo_paths):
+    user = await consented_user(telegram, 306)
+    case, _result, photo_post, summary = await positive_case(telegram, bot, user, shared_photo_paths[8].read_bytes())
+    telegram.delete_window_s = 0.0  # as after Telegram's 48 hours
+    try:
+        telegram.send_text(user, "/delete")
+        reply = await telegram.wait_for(user.id, lambda m: "has been erased" in text_of(m))
+    finally:
+        telegram.delete_window_s = 48 * 3600.0
+    assert "posts in the clinicians' chat: 2" in text_of(reply)
+    for post in (photo_post, summary):
+        now = telegram.messages[(CLINICIAN_CHAT, post["message_id"])]
+        assert "erased at the person's request" in text_of(now) and "reply_markup" not in now
+        assert now["photo"][-1]["file_id"] != post["photo"][-1]["file_id"]  # the picture is replaced
+
+
+async def test_export_gets_the_metadata_free_copy_privately(telegram, bot, shared_photo_paths, database, tmp_path, monkeypatch):
+    user = await consented_user(telegram, 307)
+    case, _result, photo_post, summary = await positive_case(telegram, bot, user, with_exif(shared_photo_paths[9].read_bytes()))
+    await telegram.wait_for_answer(telegram.press(telegram.user(CLINICIAN), summary, button_data(summary, "review:unlikely")))
     for name, value in {
         "TELEGRAM_TOKEN": TOKEN,
+        "REDIS_URL": "redis://127.0.0.1:1/0",  # the export needs no Redis
         "TELEGRAM_BASE_URL": telegram.base_url,
         "TELEGRAM_BASE_FILE_URL": telegram.base_file_url,
-        "DATABASE_PATH": str(settings.database_path),
+        "DATABASE_PATH": str(database),
+        "CLINICIAN_CHAT_ID": str(CLINICIAN_CHAT),
+        "CLINICIAN_USER_IDS": str(CLINICIAN),
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
     await asyncio.to_thread(bot_main, ["export-reviewed", str(tmp_path / "dataset")])
-    exported = sorted((tmp_path / "dataset").rglob("*.*"))
-    assert [p.relative_to(tmp_path / "dataset").parent.name for p in exported] == ["mpox"]
-    assert exported[0].stem == case_id
-    assert exported[0].read_bytes() == shared_photo_paths[3].read_bytes()
+    exported = tmp_path / "dataset" / "not_mpox" / f"{case.case_id}.jpg"
+    assert exported.read_bytes() == telegram.file_bytes(photo_post["photo"][-1]["file_id"])
+    assert not Image.open(exported).getexif()
+    assert stat.S_IMODE(exported.stat().st_mode) == 0o600
+    assert stat.S_IMODE(exported.parent.stat().st_mode) == 0o700
