@@ -30,3 +30,13 @@ ensure_venv() {
         cp "$REPO_ROOT/pyproject.toml" "$stamp"
     fi
 }
+
+# Debian's redis-server, installed when absent (the local service and the tests need one).
+ensure_redis_server() {
+    if ! command -v redis-server >/dev/null 2>&1; then
+        echo "Installing redis-server (Debian package) ..."
+        local sudo=""
+        [ "$(id -u)" -ne 0 ] && sudo="sudo"
+        $sudo apt-get update -qq && $sudo apt-get install -y -qq redis-server >/dev/null
+    fi
+}

@@ -82,13 +82,22 @@ def test_dockerfile_is_multi_stage_slim_non_root_with_healthcheck():
 
 def test_every_setting_is_documented_and_nothing_stale():
     from bot.settings import BotSettings
-    from scripts.write_env_example import COMPOSE_VARIABLES, setting_names
+    from scripts.write_env_example import COMPOSE_VARIABLES, LOCAL_VARIABLES, setting_names
+    from worker.settings import WorkerSettings
 
     documented = _env_example_keys()
-    read_by_code = setting_names(BotSettings)  # the bot's settings include the worker's and model's
+    read_by_code = setting_names(BotSettings) | setting_names(WorkerSettings)  # the worker's include the model's
     assert read_by_code - documented == set(), "settings missing from .env.example"
-    stale = documented - read_by_code - set(COMPOSE_VARIABLES)
+    stale = documented - read_by_code - set(COMPOSE_VARIABLES) - set(LOCAL_VARIABLES)
     assert stale == set(), "settings in .env.example that no code reads"
+
+
+def test_local_variables_are_read_by_the_local_service():
+    from scripts.write_env_example import LOCAL_VARIABLES
+
+    text = (REPO / "scripts" / "supervise.py").read_text()
+    for key in LOCAL_VARIABLES:
+        assert f'"{key}"' in text, key
 
 
 def test_compose_variables_are_used_by_the_compose_file():
