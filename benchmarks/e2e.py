@@ -1,11 +1,12 @@
 """End-to-end benchmark: simulated people send photos to the bot through the Bot API emulator.
 
-The bot runs as in production (Redis mode, long polling over real HTTP against
-tests/telegram_emulator.py on loopback) with 1, then 2 `python -m worker` processes. Each of N
-simulated users consents, then sends photos one after another, waiting for each reply and pausing
---think-s seconds on average before the next (0: back to back, the saturation throughput). Prints
-p50/p95 photo-to-reply latency (the user's photo arriving at "Telegram" until the bot's result
-photo arrives there) and photos/s, and counts failures (no reply, or an error reply).
+Everything runs as in production, as separate processes: `python -m bot` (long polling over real
+HTTP against tests/telegram_emulator.py on loopback) and 1, then 2 `python -m worker` processes,
+on one Redis. Each of N simulated people consents, then sends photos one after another, waiting
+for each result and pausing --think-s seconds on average before the next (0: back to back, the
+saturation throughput). Prints p50/p95 photo-to-result latency (the photo arriving at "Telegram"
+until the bot's result photo arrives there), photos/s, failures (no result, or an error reply),
+and the resident memory of the bot and of a worker.
 
     .venv/bin/python -m benchmarks.e2e [--users 20] [--photos-per-user 5] [--workers 1 2]
 
@@ -30,29 +31,28 @@ from pathlib import Path
 
 import redis
 
-from benchmarks.worker import REPO, SHARED_DATA, percentile, resolve_bundle
-from tests.bot_harness import bot_settings, button_data, running_bot
+from benchmarks.worker import REPO, SHARED_DATA, percentile, resolve_bundle, rss_mb
+from bot.queue import ScreeningQueue
+from bot.settings import BotSettings
+from tests.bot_harness import TOKEN, button_data
 from tests.telegram_emulator import TelegramEmulator
-from worker.service import RedisScreeningService
 
 
 @contextlib.contextmanager
-def worker_processes(count: int, env: dict[str, str]):
-    workers = [
-        subprocess.Popen([sys.executable, "-m", "worker"], cwd=REPO, env=env) for _ in range(count)
-    ]
+def processes(commands: list[list[str]], env: dict[str, str]):
+    started = [subprocess.Popen(command, cwd=REPO, env=env) for command in commands]
     try:
-        yield workers
+        yield started
     finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            worker.wait(30)
+        for process in started:
+            process.terminate()
+        for process in started:
+            process.wait(60)
 
 
-async def wait_for_workers(service: RedisScreeningService, count: int, timeout: float = 180.0) -> None:
+async def wait_for_workers(queue: ScreeningQueue, count: int, timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
-    while (await service.health()).workers < count:
+    while await queue.live_workers() < count:
         if time.monotonic() > deadline:
             raise SystemExit(f"{count} workers did not start within {timeout:.0f} s")
         await asyncio.sleep(0.5)
@@ -62,9 +62,9 @@ async def simulate_user(telegram, user_id: int, photos: list[bytes], count: int,
                         failures: list[str], think_s: float = 0.0) -> None:
     user = telegram.user(user_id)
     telegram.send_text(user, "/start")
-    notice = await telegram.wait_for(user.id, lambda m: "reply_markup" in m)
+    notice = await telegram.wait_for(user.id, lambda m: "reply_markup" in m, timeout=60)
     telegram.press(user, notice, button_data(notice, "consent:"))
-    await asyncio.sleep(0.5)
+    await telegram.wait_for(user.id, lambda m: "close up" in (m.get("text") or ""), timeout=60)
     pause = random.Random(user_id)
     for n in range(count):
         # A person looks at the reply and takes the next photo: think_s on average (0.5x to 1.5x).
@@ -72,7 +72,9 @@ async def simulate_user(telegram, user_id: int, photos: list[bytes], count: int,
         sent_at = time.monotonic()
         message = telegram.send_photo(user, photos[(user_id + n) % len(photos)])
         try:
-            reply = await telegram.wait_for_reply(message, lambda m: "photo" in m or "screened" in m.get("text", ""), 60)
+            reply = await telegram.wait_for_reply(
+                message, lambda m: "photo" in m or "screened" in (m.get("text") or ""), 60
+            )
         except TimeoutError:
             failures.append(f"user {user_id}: no reply")
             continue
@@ -83,20 +85,19 @@ async def simulate_user(telegram, user_id: int, photos: list[bytes], count: int,
 
 
 async def run(workers: int, args: argparse.Namespace, bundle: Path, photos: list[bytes]) -> None:
-    unique = uuid.uuid4().hex[:8]
-    queue, stream = f"e2e-{unique}", f"e2e:results:{unique}"
-    env = dict(os.environ, REDIS_URL=args.redis_url, SCREENING_QUEUE=queue, RESULTS_STREAM=stream,
-               MODEL_BUNDLE=str(bundle), LOG_LEVEL="WARNING")
-    with TelegramEmulator() as telegram, tempfile.TemporaryDirectory() as folder, worker_processes(workers, env):
-        settings = bot_settings(
-            telegram, bundle, Path(folder) / "bot.sqlite3", redis_url=args.redis_url, queue_name=queue,
-            results_stream=stream, user_rate_limit=10_000, clinician_chat_id=None,
-        )
-        service = RedisScreeningService(settings, consumer="bot")
-        async with running_bot(settings, service):
-            await wait_for_workers(service, workers)
-            warm: list[float] = []
-            await simulate_user(telegram, 1, photos, 2, warm, [])
+    tag = uuid.uuid4().hex[:8]
+    with TelegramEmulator() as telegram, tempfile.TemporaryDirectory() as folder:
+        env = dict(os.environ, REDIS_URL=args.redis_url, SCREENING_QUEUE=f"e2e-{tag}", RESULTS_STREAM=f"e2e:results:{tag}",
+                   MODEL_BUNDLE=str(bundle), LOG_LEVEL="WARNING", TF_CPP_MIN_LOG_LEVEL="2")
+        bot_env = dict(env, TELEGRAM_TOKEN=TOKEN, TELEGRAM_BASE_URL=telegram.base_url,
+                       TELEGRAM_BASE_FILE_URL=telegram.base_file_url, DATABASE_PATH=f"{folder}/bot.sqlite3",
+                       USER_RATE_LIMIT="10000")
+        queue = ScreeningQueue(BotSettings(_env_file=None, telegram_token=TOKEN, redis_url=args.redis_url,
+                                           queue_name=f"e2e-{tag}", results_stream=f"e2e:results:{tag}"))
+        with processes([[sys.executable, "-m", "worker"]] * workers, env) as worker_processes, \
+                processes([[sys.executable, "-m", "bot"]], bot_env) as (bot,):
+            await wait_for_workers(queue, workers)
+            await simulate_user(telegram, 1, photos, 2, [], [])  # warm-up
             latencies: list[float] = []
             failures: list[str] = []
             started = time.monotonic()
@@ -105,14 +106,17 @@ async def run(workers: int, args: argparse.Namespace, bundle: Path, photos: list
                 for n in range(args.users)
             ))
             elapsed = time.monotonic() - started
+            bot_rss, worker_rss = rss_mb(bot.pid), rss_mb(worker_processes[0].pid)
+        await queue.close()
     connection = redis.Redis.from_url(args.redis_url)
-    for key in connection.scan_iter(f"*{unique}*", count=1000):
+    for key in connection.scan_iter(f"*{tag}*", count=1000):
         connection.delete(key)
     ms = [value * 1000 for value in latencies]
     print(
         f"workers={workers} users={args.users} think_s={args.think_s:g} photos={len(ms)} failures={len(failures)} "
         f"p50_ms={percentile(ms, 50):.0f} p95_ms={percentile(ms, 95):.0f} "
-        f"photos_per_s={len(ms) / elapsed:.2f}",
+        f"photos_per_s={len(ms) / elapsed:.2f} bot_rss_mb={bot_rss[0]:.0f} (peak {bot_rss[1]:.0f}) "
+        f"worker_rss_mb={worker_rss[0]:.0f} (peak {worker_rss[1]:.0f})",
         flush=True,
     )
     for failure in failures[:5]:

@@ -1,8 +1,9 @@
 """Benchmark the worker: throughput, queue wait and job time with 1 and 2 worker processes.
 
 Screens the shared photos in-process first (the core's own screen time), then through Redis with
-1 and 2 `python -m worker` processes, and prints photos/s, p50/p95 queue wait and job time (from
-RQ's enqueued/started/ended stamps), the ratio of job time to screen time, and one worker's RSS.
+1 and 2 `python -m worker` processes, and prints photos/s, p50/p95 submit-to-outcome time, job
+time (each worker logs it: `event=screened ... job_ms=`), the ratio of job time to screen time,
+and one worker's RSS.
 
     .venv/bin/python -m benchmarks.worker [--bundle models/demo] [--photos 93] [--workers 1 2]
 
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -24,11 +27,13 @@ import uuid
 from pathlib import Path
 
 import redis
-from rq.job import Job
 
-from worker.service import RedisScreeningService
+from bot.queue import ScreeningQueue
+from bot.settings import BotSettings
+from model.types import HeatmapLabels
 from worker.settings import WorkerSettings
-from worker.types import ScreeningRequest
+
+JOB_MS = re.compile(r"event=screened .* job_ms=([0-9.]+)")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data" / "mpox-web-2022"
@@ -83,43 +88,51 @@ async def run_workers(settings: WorkerSettings, photos: list[bytes], count: int)
         RESULTS_STREAM=settings.results_stream,
         MODEL_BUNDLE=str(settings.model_bundle),
         TF_CPP_MIN_LOG_LEVEL="2",
-        LOG_LEVEL="WARNING",
     )
-    service = RedisScreeningService(settings, consumer="bench")
-    await service.start()
+    queue = ScreeningQueue(BotSettings(
+        _env_file=None, telegram_token="0:bench", redis_url=settings.redis_url, queue_name=settings.queue_name,
+        results_stream=settings.results_stream, read_block_ms=200,
+    ))
+    await queue.start()
+    with contextlib.ExitStack() as files:
+        logs = [files.enter_context(tempfile.TemporaryFile("w+")) for _ in range(count)]
+        return await _measure(queue, env, photos, count, logs)
+
+
+async def _measure(queue: ScreeningQueue, env: dict[str, str], photos: list[bytes], count: int, logs: list) -> dict:
     workers = [
-        subprocess.Popen([sys.executable, "-m", "worker"], cwd=REPO, env=env) for _ in range(count)
+        subprocess.Popen([sys.executable, "-m", "worker"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                         text=True)
+        for log in logs
     ]
     try:
-        while (await service.health()).workers < count:
+        while await queue.live_workers() < count:
             await asyncio.sleep(0.2)
         tag = uuid.uuid4().hex[:8]
-        ids = [f"bench-{tag}-{n}" for n in range(len(photos))]
+        submitted: dict[str, float] = {}
+        outcome_ms: list[float] = []
         start = time.perf_counter()
-        for request_id, photo in zip(ids, photos, strict=True):
-            await service.submit(ScreeningRequest(request_id, 1, 1, "en", photo))
-        pending = set(ids)
-        async for delivery in service.deliveries():
-            pending.discard(delivery.outcome.request_id)
-            await service.ack(delivery)
-            if not pending:
+        for n, photo in enumerate(photos):
+            submitted[f"bench-{tag}-{n}"] = time.perf_counter()
+            await queue.submit(f"bench-{tag}-{n}", photo, HeatmapLabels())
+        async for delivery in queue.deliveries():
+            outcome_ms.append((time.perf_counter() - submitted.pop(delivery.outcome.request_id)) * 1000)
+            await queue.ack(delivery)
+            if not submitted:
                 break
         wall = time.perf_counter() - start
-        connection = redis.Redis.from_url(settings.redis_url)
-        jobs = [Job.fetch(i, connection=connection) for i in ids]
         rss = rss_mb(workers[0].pid)
     finally:
         for process in workers:
             process.terminate()
         for process in workers:
             process.wait(timeout=60)
-        await service.close()
-    return {
-        "wall_s": wall,
-        "queue_wait_ms": [(j.started_at - j.enqueued_at).total_seconds() * 1000 for j in jobs],
-        "job_ms": [(j.ended_at - j.started_at).total_seconds() * 1000 for j in jobs],
-        "rss_mb": rss,
-    }
+        await queue.close()
+    job_ms = []
+    for log in logs:
+        log.seek(0)
+        job_ms += [float(found) for found in JOB_MS.findall(log.read())]
+    return {"wall_s": wall, "outcome_ms": outcome_ms, "job_ms": job_ms, "rss_mb": rss}
 
 
 def main() -> None:
@@ -137,7 +150,7 @@ def main() -> None:
     photos = [p.read_bytes() for p in (paths[: args.photos] if args.photos else paths)]
     print(f"bundle={bundle} photos={len(photos)} cpus={os.cpu_count()}", flush=True)
 
-    screen_ms = screen_in_process(WorkerSettings(model_bundle=bundle), photos)
+    screen_ms = screen_in_process(WorkerSettings(redis_url=args.redis_url, model_bundle=bundle), photos)
     screen_p50 = statistics.median(screen_ms)
     print(
         f"in-process screen: p50={screen_p50:.1f} ms p95={percentile(screen_ms, 95):.1f} ms "
@@ -155,16 +168,14 @@ def main() -> None:
                 queue_name=f"bench-{tag}-{count}",
                 results_stream=f"bench:results:{tag}:{count}",
                 model_bundle=bundle,
-                # Keep finished jobs (deleted at once in service) to read their timestamps.
-                result_ttl_s=600,
             )
             run = asyncio.run(run_workers(settings, photos, count))
             throughput[count] = len(photos) / run["wall_s"]
             job_p50 = statistics.median(run["job_ms"])
             print(
                 f"workers={count} throughput={throughput[count]:.2f} photos/s "
-                f"queue_wait p50={percentile(run['queue_wait_ms'], 50):.0f} ms "
-                f"p95={percentile(run['queue_wait_ms'], 95):.0f} ms "
+                f"submit-to-outcome p50={percentile(run['outcome_ms'], 50):.0f} ms "
+                f"p95={percentile(run['outcome_ms'], 95):.0f} ms "
                 f"job p50={job_p50:.1f} ms p95={percentile(run['job_ms'], 95):.1f} ms "
                 f"job/screen={job_p50 / screen_p50:.3f} "
                 f"worker_rss={run['rss_mb'][0]:.0f} MB (peak {run['rss_mb'][1]:.0f} MB)",
