@@ -36,12 +36,16 @@ class Reason(enum.StrEnum):
     OVEREXPOSED = "overexposed"
     TOO_BLURRY = "too_blurry"
     NOT_SKIN = "not_skin"
+    NOT_A_CLOSE_SKIN_PHOTO = "not_a_close_skin_photo"  # unlike the training photos, or black-and-white
     INTERNAL_ERROR = "internal_error"
 
 
 # Reasons that mean "take another photo" rather than "this file is not a photo at all".
 RETAKE_REASONS = frozenset(
-    {Reason.TOO_SMALL, Reason.TOO_DARK, Reason.OVEREXPOSED, Reason.TOO_BLURRY, Reason.NOT_SKIN}
+    {
+        Reason.TOO_SMALL, Reason.TOO_DARK, Reason.OVEREXPOSED, Reason.TOO_BLURRY, Reason.NOT_SKIN,
+        Reason.NOT_A_CLOSE_SKIN_PHOTO,
+    }
 )
 
 
