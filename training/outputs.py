@@ -13,12 +13,19 @@ from model.bundle import BundleManifest, Thresholds
 from model.preprocess import ViewAveraging
 from training.audit import AuditReport, audit_markdown
 from training.evaluate import mean_std, operating_threshold, rates_at, threshold_for_specificity
-from training.export import export_bundle
+from training.export import convert_to_tflite, export_bundle, with_embedding_output
 from training.quantize import keras_view_probabilities, quantization_markdown, quantization_study
 from training.report import plot_confusion, plot_folds, plot_roc, summary_table, write_results_csv
 from training.run_info import git_sha, utc_now
 from training.study import StudyInputs, fit_final, out_of_fold, run_folds
 from training.train import HeadConfig, baseline_accuracies, group_splits, view_probabilities
+from training.typicality import (
+    TypicalityFit,
+    evaluate_bundle,
+    fit_served,
+    photo_files,
+    typicality_summary,
+)
 
 DISCLAIMER = (
     "A screening aid, not a diagnosis. Figures come from cross-validation on the data named "
@@ -162,8 +169,10 @@ def card_sections(args, audit: AuditReport, quant: list[dict], photos: int, fold
     return {"How this model was made": "\n".join(lines)}
 
 
-def export_final(args, inputs: StudyInputs, manifest_extra: dict, out: Path, sections: dict[str, str]) -> Path:
-    """Fit on every photo and write the serving bundle (int8 calibrated on the training photos)."""
+def export_final(args, inputs: StudyInputs, manifest_extra: dict, out: Path,
+                 sections: dict[str, str]) -> tuple[Path, TypicalityFit]:
+    """Fit on every photo and write the serving bundle (int8 calibrated on the training photos),
+    with the typicality check fitted on the served model's own embeddings of those photos."""
     classifier, _ = fit_final(inputs)
     spec = inputs.spec
     manifest = BundleManifest(
@@ -173,8 +182,29 @@ def export_final(args, inputs: StudyInputs, manifest_extra: dict, out: Path, sec
         quantization=args.quantization, backbone=spec.name, heatmap_layer=spec.heatmap_layer,
         view_averaging=ViewAveraging(inputs.head.view_averaging), created_at=utc_now(), code_version=git_sha(), **manifest_extra,
     )
-    bundle = export_bundle(out / "bundle", classifier, manifest, inputs.calibration, sections)
-    return bundle.path
+    # Typicality check (issue 10): one conversion with the embedding output serves both.
+    served = convert_to_tflite(with_embedding_output(classifier), args.quantization, inputs.calibration)
+    typicality = fit_served(served, inputs.pixels, spec.normalisation, inputs.head.view_averaging,
+                            inputs.groups, inputs.labels, seed=args.seed)
+    bundle = export_bundle(out / "bundle", classifier, manifest, inputs.calibration, sections,
+                           typicality=typicality, tflite=served)
+    return bundle.path, typicality
+
+
+def typicality_report(args, bundle_path: Path, typicality: TypicalityFit) -> str:
+    """The typicality section of summary.md: out of fold, then the exported bundle as served on the
+    other photo sets beside --data (never trained on) and on the non-skin pictures."""
+    others = {f"{folder.name} (not trained on)": photo_files(folder)
+              for folder in sorted(args.data.resolve().parent.iterdir())
+              if folder.is_dir() and folder.resolve() != args.data.resolve() and _is_dataset(folder)}
+    return typicality_summary(typicality, evaluate_bundle(bundle_path, others))
+
+
+def _is_dataset(folder: Path) -> bool:
+    try:
+        return bool(photo_files(folder))
+    except ValueError:  # training.data.DataError: not a photo set
+        return False
 
 
 def holdout_studies(args, inputs: StudyInputs, images, out: Path) -> tuple[list[dict], int]:
@@ -276,7 +306,7 @@ def finish_study(args, config, dataset, records, images, labels, audit, splits, 
         "training_data": {"source": dataset.root.name, "layout": dataset.layout, "audit": audit.summary()},
     }
     sections = card_sections(args, audit, quant, len(labels), len(splits))
-    bundle_path = export_final(args, inputs, manifest_extra, out, sections)
+    bundle_path, typicality = export_final(args, inputs, manifest_extra, out, sections)
     write_results_csv(all_rows, out / "results.csv")
     plot_folds(all_rows, out / "folds.png")
     plot_confusion(labels, oofs[export], class_names, f"{export}, out-of-fold", out / "confusion_matrix.png")
@@ -284,10 +314,11 @@ def finish_study(args, config, dataset, records, images, labels, audit, splits, 
              out / "roc.png")
     summary = {"config": config, "audit": audit.summary(), "cv": stats, "operating_points": points,
                "quantization": quant, "quantization_held_out_photos": held_out, "reference_baseline": baseline, "notes": notes,
-               "export_backbone": export, "bundle": str(bundle_path)}
+               "export_backbone": export, "bundle": str(bundle_path), "typicality": typicality.spec.to_json_dict()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
     (out / "summary.md").write_text(
-        _summary_markdown(args, dataset, audit, stats, points, quant, held_out, notes, export, len(splits), baseline))
+        _summary_markdown(args, dataset, audit, stats, points, quant, held_out, notes, export, len(splits), baseline)
+        + "\n" + typicality_report(args, bundle_path, typicality))
 
 
 def _json_default(value):
