@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,6 @@ from training.run_info import git_sha, utc_now
 from training.study import StudyInputs, fit_final, out_of_fold, run_folds
 from training.train import HeadConfig, baseline_accuracies, group_splits, view_probabilities
 from training.typicality import (
-    TypicalityFit,
     evaluate_bundle,
     fit_served,
     photo_files,
@@ -170,9 +170,10 @@ def card_sections(args, audit: AuditReport, quant: list[dict], photos: int, fold
 
 
 def export_final(args, inputs: StudyInputs, manifest_extra: dict, out: Path,
-                 sections: dict[str, str]) -> tuple[Path, TypicalityFit]:
+                 sections: dict[str, str]) -> tuple[Path, str]:
     """Fit on every photo and write the serving bundle (int8 calibrated on the training photos),
-    with the typicality check fitted on the served model's own embeddings of those photos."""
+    with the typicality check fitted on the served model's own embeddings of those photos.
+    Returns the bundle's folder and the typicality section of the report."""
     classifier, _ = fit_final(inputs)
     spec = inputs.spec
     manifest = BundleManifest(
@@ -186,18 +187,27 @@ def export_final(args, inputs: StudyInputs, manifest_extra: dict, out: Path,
     served = convert_to_tflite(with_embedding_output(classifier), args.quantization, inputs.calibration)
     typicality = fit_served(served, inputs.pixels, spec.normalisation, inputs.head.view_averaging,
                             inputs.groups, inputs.labels, seed=args.seed)
-    bundle = export_bundle(out / "bundle", classifier, manifest, inputs.calibration, sections,
-                           typicality=typicality, tflite=served)
-    return bundle.path, typicality
+
+    def write(folder: Path, card_sections: dict[str, str]):
+        return export_bundle(folder, classifier, manifest, inputs.calibration, card_sections,
+                             typicality=typicality, tflite=served)
+
+    # The model card states what the check refuses, so the bundle is screened before it is final.
+    with tempfile.TemporaryDirectory() as scratch:
+        screened = evaluate_bundle(write(Path(scratch) / "bundle", sections).path, _other_sets(args.data))
+    card = typicality_summary(typicality, screened, heading=False)
+    bundle = write(out / "bundle", {**sections, "Pictures that are not close photos of skin, measured": card})
+    return bundle.path, typicality_summary(typicality, screened)
 
 
-def typicality_report(args, bundle_path: Path, typicality: TypicalityFit) -> str:
-    """The typicality section of summary.md: out of fold, then the exported bundle as served on the
-    other photo sets beside --data (never trained on) and on the non-skin pictures."""
-    others = {f"{folder.name} (not trained on)": photo_files(folder)
-              for folder in sorted(args.data.resolve().parent.iterdir())
-              if folder.is_dir() and folder.resolve() != args.data.resolve() and _is_dataset(folder)}
-    return typicality_summary(typicality, evaluate_bundle(bundle_path, others))
+def _other_sets(data: Path) -> dict[str, list[Path]]:
+    """--data itself (its gate figure is fair, its check figure in-sample) and the photo sets beside
+    it, never trained on: name -> photo files."""
+    sets = {f"{data.name} (trained on; the check in-sample, see out of fold above)": photo_files(data)}
+    sets.update({f"{folder.name} (not trained on)": photo_files(folder)
+                 for folder in sorted(data.resolve().parent.iterdir())
+                 if folder.is_dir() and folder.resolve() != data.resolve() and _is_dataset(folder)})
+    return sets
 
 
 def _is_dataset(folder: Path) -> bool:
@@ -306,7 +316,7 @@ def finish_study(args, config, dataset, records, images, labels, audit, splits, 
         "training_data": {"source": dataset.root.name, "layout": dataset.layout, "audit": audit.summary()},
     }
     sections = card_sections(args, audit, quant, len(labels), len(splits))
-    bundle_path, typicality = export_final(args, inputs, manifest_extra, out, sections)
+    bundle_path, typicality_section = export_final(args, inputs, manifest_extra, out, sections)
     write_results_csv(all_rows, out / "results.csv")
     plot_folds(all_rows, out / "folds.png")
     plot_confusion(labels, oofs[export], class_names, f"{export}, out-of-fold", out / "confusion_matrix.png")
@@ -314,11 +324,11 @@ def finish_study(args, config, dataset, records, images, labels, audit, splits, 
              out / "roc.png")
     summary = {"config": config, "audit": audit.summary(), "cv": stats, "operating_points": points,
                "quantization": quant, "quantization_held_out_photos": held_out, "reference_baseline": baseline, "notes": notes,
-               "export_backbone": export, "bundle": str(bundle_path), "typicality": typicality.spec.to_json_dict()}
+               "export_backbone": export, "bundle": str(bundle_path)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
     (out / "summary.md").write_text(
         _summary_markdown(args, dataset, audit, stats, points, quant, held_out, notes, export, len(splits), baseline)
-        + "\n" + typicality_report(args, bundle_path, typicality))
+        + "\n" + typicality_section)
 
 
 def _json_default(value):

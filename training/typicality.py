@@ -270,12 +270,13 @@ def screen_set(screener, name: str, pictures: Iterable[tuple[str, bytes]], non_s
 
 
 def typicality_summary(fit: TypicalityFit, screened: Mapping[str, ScreenedSet] | Iterable[ScreenedSet] = (),
-                       leave_source_out: Mapping[str, tuple[int, int]] | None = None) -> str:
-    """The study report's section on the check: method, threshold, refusals with their counts."""
+                       leave_source_out: Mapping[str, tuple[int, int]] | None = None, heading: bool = True) -> str:
+    """The study report's section on the check (the model card's without `heading`): method,
+    threshold, and what it refused with the counts behind each figure."""
     spec = fit.spec
     method = spec.method.value + (f", k = {spec.neighbours}" if spec.neighbours else "")
-    lines = [
-        "## Typicality check (is this like the training photos?)", "",
+    lines = ["## Typicality check (is this like the training photos?)", ""] if heading else []
+    lines += [
         f"- Method: {method}, on the served model's pooled embedding (mean over its views). Threshold "
         f"{spec.threshold:.4f}: the split-conformal quantile of {spec.photos} real photos' out-of-fold scores "
         f"({spec.folds} group-aware folds) for at most {spec.target_refusal_rate:.0%} of real photos refused; "
