@@ -124,8 +124,9 @@ class TypicalityFit:
         return self.out_of_fold_scores > self.spec.threshold
 
     def refused_by_source(self) -> dict[str, tuple[int, int]]:
-        """(refused, photos) out of fold for each source (one entry "all" without sources)."""
-        names = np.array(self.sources) if self.sources is not None else np.full(len(self.out_of_fold_scores), "all")
+        """(refused, photos) out of fold for each source (one entry without sources)."""
+        every = np.full(len(self.out_of_fold_scores), "the training photos")
+        names = np.array(self.sources) if self.sources is not None else every
         return {name: (int(self.out_of_fold_refused[names == name].sum()), int((names == name).sum()))
                 for name in dict.fromkeys(names.tolist())}
 
@@ -283,7 +284,7 @@ def typicality_summary(fit: TypicalityFit, screened: Mapping[str, ScreenedSet] |
         "chosen on real photos only, never on the non-skin pictures below.",
     ]
     for source, (refused, photos) in fit.refused_by_source().items():
-        lines.append(f"- Out of fold, {source}: {refused}/{photos} real photos refused ({refused / photos:.1%}).")
+        lines.append(f"- Out of fold, {source}: {refused}/{photos} refused by the check ({refused / photos:.1%}).")
     for source, (refused, photos) in (leave_source_out or {}).items():
         lines.append(f"- Fitted without {source} (threshold included): {refused}/{photos} of its photos refused "
                      f"({refused / photos:.1%}).")
