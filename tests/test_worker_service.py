@@ -174,7 +174,7 @@ async def test_fault_inside_the_model_is_retried_then_reported(harness, mode, un
     """A fault of the model itself (here LiteRT) must reach the job runner, not become an answer:
     the first request succeeds on its second try, the second fails every try and is reported."""
     calls: list[int] = []
-    real = screener.classifier.predict_views
+    real = screener.classifier.predict_views_with_embedding
 
     def faulty(views):
         calls.append(1)
@@ -182,7 +182,7 @@ async def test_fault_inside_the_model_is_retried_then_reported(harness, mode, un
             raise RuntimeError("LiteRT invoke failed")
         return real(views)
 
-    monkeypatch.setattr(screener.classifier, "predict_views", faulty)
+    monkeypatch.setattr(screener.classifier, "predict_views_with_embedding", faulty)
     h = await harness(mode, max_retries=1)
     await h.service.submit(request_for(unique, photo, 0))
     h.run_jobs()
