@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model import Reason, Verdict, load_bundle, load_screener
+from model import Reason, load_bundle, load_screener
 from model.preprocess import ViewAveraging
 from tests.bundles import SHARED_DATA
 from tests.conftest import DEMO_BUNDLE
