@@ -6,6 +6,8 @@ A bundle is a folder:
     model.keras     the float Keras model, for heatmaps
     bundle.json     everything needed to use them correctly (see `BundleManifest`)
     MODEL_CARD.md   data, metrics, intended use and limitations, for people
+    typicality.npz  (schema 2, optional) the statistics of the "is this like the training
+                    photos?" check, `model.typicality`
 
 Loading checks the schema and every file's sha256, so a half-copied or mismatched bundle fails
 at start-up with one clear message instead of giving wrong answers later.
@@ -21,8 +23,11 @@ from typing import Any
 
 from model.errors import BundleError
 from model.preprocess import Normalisation, ViewAveraging
+from model.typicality import TypicalitySpec
 
-SCHEMA_VERSION = 1
+# 2: the optional typicality check (a second, embedding output of model.tflite, typicality.npz).
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)
 MANIFEST_NAME = "bundle.json"
 TFLITE_NAME = "model.tflite"
 KERAS_NAME = "model.keras"
@@ -71,6 +76,8 @@ class BundleManifest:
     created_at: str = ""
     code_version: str = ""
     files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
+    # The learned "is this like the training photos?" check; None in schema-1 bundles.
+    typicality: TypicalitySpec | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -83,15 +90,18 @@ class BundleManifest:
         data["input_size"] = list(self.input_size)
         data["normalisation"] = self.normalisation.value
         data["view_averaging"] = self.view_averaging.value
+        data["typicality"] = None if self.typicality is None else self.typicality.to_json_dict()
         return data
 
     @classmethod
     def from_json_dict(cls, data: dict[str, Any]) -> BundleManifest:
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_SCHEMA_VERSIONS:
             raise BundleError(
-                f"bundle.json has schema_version {version!r}; this code reads {SCHEMA_VERSION}"
+                f"bundle.json has schema_version {version!r}; this code reads "
+                f"{', '.join(map(str, READABLE_SCHEMA_VERSIONS))}"
             )
+        typicality = data.get("typicality") if version >= 2 else None
         try:
             manifest = cls(
                 model_id=str(data["model_id"]),
@@ -110,6 +120,7 @@ class BundleManifest:
                 created_at=str(data.get("created_at", "")),
                 code_version=str(data.get("code_version", "")),
                 files={str(k): str(v) for k, v in (data.get("files") or {}).items()},
+                typicality=None if typicality is None else TypicalitySpec.from_json_dict(typicality),
                 schema_version=int(version),
             )
         except BundleError:
@@ -147,6 +158,11 @@ class Bundle:
         return self.path / CARD_NAME
 
     @property
+    def typicality_path(self) -> Path | None:
+        spec = self.manifest.typicality
+        return None if spec is None else self.path / spec.file
+
+    @property
     def model_id(self) -> str:
         return f"{self.manifest.model_id}@{self.manifest.model_version}"
 
@@ -174,7 +190,8 @@ def load_bundle(path: str | Path) -> Bundle:
     if not isinstance(data, dict):
         raise BundleError(f"{manifest_path} must hold a JSON object")
     manifest = BundleManifest.from_json_dict(data)
-    for name in REQUIRED_FILES:
+    needed = REQUIRED_FILES + (() if manifest.typicality is None else (manifest.typicality.file,))
+    for name in needed:
         file_path = folder / name
         if not file_path.is_file():
             raise BundleError(f"{file_path} is missing from the bundle")
@@ -196,8 +213,11 @@ def write_bundle(
     tflite_model: bytes,
     keras_model_path: str | Path,
     model_card: str,
+    extra_files: dict[str, bytes] | None = None,
 ) -> Bundle:
-    """Write a complete bundle (files, checksums, manifest) and return it verified."""
+    """Write a complete bundle (files, checksums, manifest) and return it verified.
+
+    `extra_files` (name -> bytes, e.g. typicality.npz) are written and checksummed too."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / TFLITE_NAME).write_bytes(tflite_model)
@@ -205,7 +225,9 @@ def write_bundle(
     if keras_source.resolve() != (folder / KERAS_NAME).resolve():
         (folder / KERAS_NAME).write_bytes(keras_source.read_bytes())
     (folder / CARD_NAME).write_text(model_card, encoding="utf-8")
-    files = {name: sha256_file(folder / name) for name in REQUIRED_FILES}
+    for name, content in (extra_files or {}).items():
+        (folder / name).write_bytes(content)
+    files = {name: sha256_file(folder / name) for name in (*REQUIRED_FILES, *(extra_files or {}))}
     data = manifest.to_json_dict()
     data["files"] = files
     (folder / MANIFEST_NAME).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -1,9 +1,13 @@
-"""Screen one photo: decode, quality gate, classify, decide, explain, render.
+"""Screen one photo: decode, quality gate, classify, typicality check, decide, explain, render.
 
 `Screener` holds everything loaded from a bundle (the LiteRT interpreter, the compiled heatmap
 graph) and is built once per process; `Screener.screen(bytes)` is the one call the command line
 uses. It never raises for bad input: refusals come back as a result with a reason. The worker
 calls `screen_or_raise`, the same screen except that an internal fault raises so RQ retries it.
+
+The typicality check (`model.typicality`) reads the embedding the classifier's call already
+computed; a picture unlike the training photos is refused (`retake`, reason
+`not_a_close_skin_photo`) before any verdict, so it is never escalated.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 
 from model.bundle import Bundle, load_bundle
 from model.decision import decide
-from model.errors import ImageRejected
+from model.errors import BundleError, ImageRejected
 from model.explain import Explainer, HeatmapMethod
 from model.imaging import DecodeLimits, decode_image
 from model.inference import Classifier
@@ -31,6 +35,7 @@ from model.types import (
     StageTimings,
     Verdict,
 )
+from model.typicality import TypicalityCheck, load_check
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +60,28 @@ class Screener:
         self.decode_limits = decode_limits or DecodeLimits()
         self.quality = quality or QualityThresholds()
         self.classifier = Classifier(bundle.tflite_path, num_threads=litert_threads)
+        self.typicality = self._typicality_check(bundle, self.classifier)
         self.explainer = (
             None
             if heatmap_method is None
             else Explainer(bundle.keras_path, heatmap_method, layer=self.manifest.heatmap_layer)
         )
 
-    @classmethod
-    def from_path(cls, path: str | Path, **options) -> Screener:
-        return cls(load_bundle(path), **options)
+    @staticmethod
+    def _typicality_check(bundle: Bundle, classifier: Classifier) -> TypicalityCheck | None:
+        check = load_check(bundle.path, bundle.manifest.typicality)
+        if check is None:
+            log.warning(
+                "typicality check skipped: bundle %s (schema %d) carries none, so pictures unlike "
+                "its training photos get a verdict", bundle.model_id, bundle.manifest.schema_version,
+            )
+            return None
+        if classifier.embedding_size != check.model.embedding_width:
+            raise BundleError(
+                f"{bundle.tflite_path} has no {check.model.embedding_width}-wide embedding output "
+                f"(found {classifier.embedding_size}), which the bundle's typicality check needs"
+            )
+        return check
 
     @property
     def model_id(self) -> str:
@@ -106,6 +124,17 @@ class Screener:
             verdict=verdict, model_id=self.model_id, reason=reason, detail=detail, timings=timings
         )
 
+    def _atypical(self, embedding) -> str | None:
+        """Why the picture is refused as unlike the training photos, or None to go on."""
+        if self.typicality is None:
+            return None
+        score = self.typicality.score(embedding)
+        if not self.typicality.refuses(score):
+            return None
+        spec = self.typicality.spec
+        return (f"typicality check: {spec.method.value} score {score:.3f} above {spec.threshold:.3f}: "
+                "not like the close skin photos the model was trained on")
+
     def _screen(self, photo: bytes, with_heatmap: bool, labels: HeatmapLabels | None) -> ScreeningResult:
         manifest = self.manifest
         start = time.perf_counter()
@@ -128,9 +157,15 @@ class Screener:
         start = time.perf_counter()
         pixels = prepare_pixels(image, manifest.input_size)
         views = normalise(classifier_views(pixels, manifest.view_averaging), manifest.normalisation)
-        probabilities = self.classifier.predict_views(views)
+        probabilities, embedding = self.classifier.predict_views_with_embedding(views)
         batch = views[:1]  # the photo itself, for the heatmap
-        inference_ms = _ms_since(start)
+        refusal = self._atypical(embedding)
+        inference_ms = _ms_since(start)  # the check's few matrix products included
+        if refusal is not None:
+            return self._refusal(
+                Reason.NOT_A_CLOSE_SKIN_PHOTO, refusal,
+                StageTimings(decode_ms=decode_ms, quality_ms=quality_ms, inference_ms=inference_ms),
+            )
 
         predicted_index = int(np.argmax(probabilities))
         positive_probability = float(probabilities[manifest.positive_index])

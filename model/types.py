@@ -35,7 +35,7 @@ class Reason(enum.StrEnum):
     OVEREXPOSED = "overexposed"
     TOO_BLURRY = "too_blurry"
     NOT_SKIN = "not_skin"
-    NOT_A_CLOSE_SKIN_PHOTO = "not_a_close_skin_photo"
+    NOT_A_CLOSE_SKIN_PHOTO = "not_a_close_skin_photo"  # unlike the training photos, or black-and-white
     INTERNAL_ERROR = "internal_error"
 
 

@@ -2,7 +2,9 @@
 
 The classifier is MobileNetV2-0.35 with the ImageNet weights from ../shared/weights (random
 weights when that file is absent), and a softmax head fitted for a few steps on frozen features
-of real photos, so its answers come from a model, never from canned outputs.
+of real photos, so its answers come from a model, never from canned outputs. With
+`typicality=True` it carries the typicality check, fitted on the same photos' served embeddings
+(on generated skin-like pictures where the shared photos are absent).
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import numpy as np
 
 from model.bundle import Bundle, BundleManifest, Thresholds
 from model.imaging import decode_image
-from model.preprocess import ViewAveraging, prepare_input
+from model.preprocess import ViewAveraging, normalise, prepare_pixels
 from training.backbones import build_classifier, get_backbone
-from training.export import export_bundle
+from training.export import convert_to_tflite, export_bundle, with_embedding_output
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -39,6 +41,7 @@ def build_test_bundle(
     thresholds: Thresholds | None = None,
     fit_steps: int = 60,
     view_averaging: ViewAveraging = ViewAveraging.MIRROR,  # as the demo
+    typicality: bool = False,
 ) -> Bundle:
     import keras
 
@@ -48,9 +51,8 @@ def build_test_bundle(
     size = (spec.input_size, spec.input_size)
     photos = shared_photos() if SHARED_DATA.is_dir() else []
     if photos:
-        batches = np.concatenate(
-            [prepare_input(decode_image(p.read_bytes()), size, spec.normalisation) for p, _ in photos]
-        )
+        pixels = np.stack([prepare_pixels(decode_image(p.read_bytes()), size) for p, _ in photos])
+        batches = normalise(pixels, spec.normalisation)
         labels = np.array([label for _, label in photos])
         # Fit only the head, quickly: enough for the model's answers to depend on the photo.
         for layer in model.layers:
@@ -58,7 +60,10 @@ def build_test_bundle(
         model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
         model.fit(batches, labels, epochs=max(1, fit_steps // 10), batch_size=8, verbose=0)
     else:
-        batches = np.random.default_rng(0).uniform(-1, 1, (8, *size, 3)).astype(np.float32)
+        from tests.images import skin_photo
+
+        pixels = np.stack([prepare_pixels(skin_photo(seed=seed), size) for seed in range(24)])
+        batches = normalise(pixels, spec.normalisation)
     manifest = BundleManifest(
         model_id="test-mobilenet-v2-035",
         model_version="0.0.1",
@@ -76,6 +81,11 @@ def build_test_bundle(
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         code_version="test",
     )
-    return export_bundle(
-        folder, model, manifest, representative_batches=lambda: (b[np.newaxis] for b in batches[:16])
-    )
+    calibration = lambda: (b[np.newaxis] for b in batches[:16])  # noqa: E731
+    if not typicality:
+        return export_bundle(folder, model, manifest, representative_batches=calibration)
+    from training.typicality import fit_served
+
+    served = convert_to_tflite(with_embedding_output(model), quantization, calibration)
+    fit = fit_served(served, pixels, spec.normalisation, view_averaging, np.arange(len(pixels)))
+    return export_bundle(folder, model, manifest, calibration, typicality=fit, tflite=served)

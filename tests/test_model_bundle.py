@@ -81,6 +81,13 @@ def test_unknown_view_averaging_is_refused(bundle_copy):
         load_bundle(bundle_copy)
 
 
+def test_bundle_without_the_check_reads_as_such(bundle_copy):
+    manifest = load_bundle(bundle_copy).manifest
+    assert manifest.schema_version == 2 and manifest.typicality is None
+    _edit_manifest(bundle_copy, schema_version=1)  # written before the check existed
+    assert load_bundle(bundle_copy).manifest.typicality is None
+
+
 def test_missing_folder(tmp_path):
     with pytest.raises(BundleError, match="does not exist"):
         load_bundle(tmp_path / "nowhere")

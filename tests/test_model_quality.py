@@ -18,8 +18,19 @@ def test_dark_photo_is_too_dark():
     assert assess(dark).reason is Reason.TOO_DARK
 
 
-def test_black_and_white_photo_is_accepted():
-    assert assess(skin_photo().convert("L").convert("RGB")).reason is None
+def test_black_and_white_picture_is_refused():
+    # Scans, screenshots of text and black-and-white photos: the model judges lesions by colour.
+    report = assess(skin_photo().convert("L").convert("RGB"))
+    assert report.reason is Reason.NOT_A_CLOSE_SKIN_PHOTO and report.chroma < 1.5
+
+
+def test_faded_colour_photo_is_accepted():
+    # Little colour (as the least colourful real photos, chroma ~3) is still colour.
+    from PIL import ImageEnhance
+
+    faded = ImageEnhance.Color(skin_photo()).enhance(0.1)
+    report = assess(faded)
+    assert report.reason is None and 1.5 < report.chroma < 4.0
 
 
 def test_blurred_photo_is_refused():

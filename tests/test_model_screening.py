@@ -40,10 +40,20 @@ def test_quality_gate_asks_for_a_retake(screener, name):
     assert result.reason is QUALITY_REFUSALS[name]
 
 
-@pytest.mark.parametrize("name", sorted(AWKWARD_VALID))
+# Decoded fine, but without colour: the gate refuses black-and-white pictures (issue 10).
+GREY_VALID = ("grayscale", "sixteen_bit_png")
+
+
+@pytest.mark.parametrize("name", sorted(set(AWKWARD_VALID) - set(GREY_VALID)))
 def test_awkward_photos_are_screened(screener, name):
     result = screener.screen(AWKWARD_VALID[name]())
     assert result.verdict in (Verdict.POSITIVE, Verdict.INCONCLUSIVE, Verdict.NEGATIVE), result
+
+
+@pytest.mark.parametrize("name", GREY_VALID)
+def test_grey_photos_are_decoded_then_refused_as_black_and_white(screener, name):
+    result = screener.screen(AWKWARD_VALID[name]())
+    assert (result.verdict, result.reason) == (Verdict.RETAKE, Reason.NOT_A_CLOSE_SKIN_PHOTO), result
 
 
 def test_real_photo_gives_probabilities_heatmap_and_timings(screener, shared_photo_paths):
@@ -104,7 +114,7 @@ def test_internal_failure_becomes_an_error_result(screener, monkeypatch, shared_
     def broken(batch):
         raise RuntimeError("interpreter exploded")
 
-    monkeypatch.setattr(screener.classifier, "predict", broken)
+    monkeypatch.setattr(screener.classifier, "predict_with_embedding", broken)
     result = screener.screen(shared_photo_paths[0].read_bytes())
     assert result.verdict is Verdict.ERROR and result.reason is Reason.INTERNAL_ERROR
 

@@ -1,4 +1,8 @@
-"""Convert a float Keras classifier to TFLite in each quantization mode, and write bundles."""
+"""Convert a float Keras classifier to TFLite in each quantization mode, and write bundles.
+
+A bundle with the typicality check serves a two-output model (`with_embedding_output`): the
+class probabilities and the pooled embedding the check scores, from one LiteRT call.
+"""
 
 from __future__ import annotations
 
@@ -38,6 +42,13 @@ def convert_to_tflite(
         converter.representative_dataset = lambda: ([np.asarray(b, np.float32)] for b in representative_batches())
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     return converter.convert()
+
+
+def with_embedding_output(classifier):
+    """The flat classifier with its pooled `features` as a second output (same weights)."""
+    import keras
+
+    return keras.Model(classifier.input, [classifier.output, classifier.get_layer("features").output])
 
 
 def save_tflite(data: bytes, path: str | Path) -> Path:
@@ -90,9 +101,26 @@ def render_model_card(manifest, extra_sections: dict[str, str] | None = None) ->
         "be misjudged; the quality gate refuses only the clearest failures.",
         "- Heatmaps show where the model looked, not why a lesion is mpox.",
     ]
+    lines += ["", *_typicality_card_lines(manifest.typicality)]
     for title, text in (extra_sections or {}).items():
         lines += ["", f"## {title}", text]
     return "\n".join(lines) + "\n"
+
+
+def _typicality_card_lines(spec) -> list[str]:
+    if spec is None:
+        return ["## Pictures unlike the training photos",
+                "- No typicality check in this bundle: any picture that passes the quality gate gets a verdict."]
+    method = spec.method.value + (f" (k = {spec.neighbours})" if spec.neighbours else "")
+    return [
+        "## Pictures unlike the training photos",
+        f"- Refused (`retake`, reason `not_a_close_skin_photo`) before any verdict when the {method} score of the "
+        f"served model's pooled embedding exceeds {spec.threshold:.4f}; black-and-white pictures are refused by "
+        "the quality gate.",
+        f"- Threshold chosen on out-of-fold scores of {spec.photos} real training photos ({spec.folds} group-aware "
+        f"folds) to refuse at most {spec.target_refusal_rate:.0%} of real photos; out of fold it refused "
+        f"{spec.out_of_fold_refusal_rate:.1%}. Never tuned on non-skin pictures.",
+    ]
 
 
 def export_bundle(
@@ -101,13 +129,31 @@ def export_bundle(
     manifest,
     representative_batches: Callable[[], Iterable[np.ndarray]] | None = None,
     extra_card_sections: dict[str, str] | None = None,
+    typicality=None,
+    tflite: bytes | None = None,
 ):
-    """Convert `keras_model` as `manifest.quantization` says and write a verified bundle."""
+    """Convert `keras_model` as `manifest.quantization` says and write a verified bundle.
+
+    typicality: a `training.typicality.TypicalityFit` to carry (schema 2). tflite: the served
+    flatbuffer when the caller converted it already (it must have the embedding output when
+    `typicality` is given: the fit is made on that very model's embeddings)."""
+    import dataclasses
     import tempfile
 
     from model.bundle import write_bundle
+    from model.inference import Classifier
 
-    tflite = convert_to_tflite(keras_model, manifest.quantization, representative_batches)
+    if tflite is None:
+        served = keras_model if typicality is None else with_embedding_output(keras_model)
+        tflite = convert_to_tflite(served, manifest.quantization, representative_batches)
+    extra_files = {}
+    if typicality is not None:
+        width = Classifier(model_content=tflite).embedding_size
+        if width != typicality.model.embedding_width:
+            raise ValueError(f"the served model's embedding output is {width} wide; the typicality "
+                             f"statistics need {typicality.model.embedding_width}")
+        manifest = dataclasses.replace(manifest, typicality=typicality.spec)
+        extra_files[typicality.spec.file] = typicality.model.to_npz_bytes()
     with tempfile.TemporaryDirectory() as scratch:
         keras_path = Path(scratch) / "model.keras"
         keras_model.save(keras_path)
@@ -117,4 +163,5 @@ def export_bundle(
             tflite,
             keras_path,
             render_model_card(manifest, extra_card_sections),
+            extra_files,
         )

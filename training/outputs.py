@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +14,18 @@ from model.bundle import BundleManifest, Thresholds
 from model.preprocess import ViewAveraging
 from training.audit import AuditReport, audit_markdown
 from training.evaluate import mean_std, operating_threshold, rates_at, threshold_for_specificity
-from training.export import export_bundle
+from training.export import convert_to_tflite, export_bundle, with_embedding_output
 from training.quantize import keras_view_probabilities, quantization_markdown, quantization_study
 from training.report import plot_confusion, plot_folds, plot_roc, summary_table, write_results_csv
 from training.run_info import git_sha, utc_now
 from training.study import StudyInputs, fit_final, out_of_fold, run_folds
 from training.train import HeadConfig, baseline_accuracies, group_splits, view_probabilities
+from training.typicality import (
+    evaluate_bundle,
+    fit_served,
+    photo_files,
+    typicality_summary,
+)
 
 DISCLAIMER = (
     "A screening aid, not a diagnosis. Figures come from cross-validation on the data named "
@@ -162,8 +169,11 @@ def card_sections(args, audit: AuditReport, quant: list[dict], photos: int, fold
     return {"How this model was made": "\n".join(lines)}
 
 
-def export_final(args, inputs: StudyInputs, manifest_extra: dict, out: Path, sections: dict[str, str]) -> Path:
-    """Fit on every photo and write the serving bundle (int8 calibrated on the training photos)."""
+def export_final(args, inputs: StudyInputs, manifest_extra: dict, out: Path,
+                 sections: dict[str, str]) -> tuple[Path, str]:
+    """Fit on every photo and write the serving bundle (int8 calibrated on the training photos),
+    with the typicality check fitted on the served model's own embeddings of those photos.
+    Returns the bundle's folder and the typicality section of the report."""
     classifier, _ = fit_final(inputs)
     spec = inputs.spec
     manifest = BundleManifest(
@@ -173,8 +183,38 @@ def export_final(args, inputs: StudyInputs, manifest_extra: dict, out: Path, sec
         quantization=args.quantization, backbone=spec.name, heatmap_layer=spec.heatmap_layer,
         view_averaging=ViewAveraging(inputs.head.view_averaging), created_at=utc_now(), code_version=git_sha(), **manifest_extra,
     )
-    bundle = export_bundle(out / "bundle", classifier, manifest, inputs.calibration, sections)
-    return bundle.path
+    # Typicality check (issue 10): one conversion with the embedding output serves both.
+    served = convert_to_tflite(with_embedding_output(classifier), args.quantization, inputs.calibration)
+    typicality = fit_served(served, inputs.pixels, spec.normalisation, inputs.head.view_averaging,
+                            inputs.groups, inputs.labels, seed=args.seed)
+
+    def write(folder: Path, card_sections: dict[str, str]):
+        return export_bundle(folder, classifier, manifest, inputs.calibration, card_sections,
+                             typicality=typicality, tflite=served)
+
+    # The model card states what the check refuses, so the bundle is screened before it is final.
+    with tempfile.TemporaryDirectory() as scratch:
+        screened = evaluate_bundle(write(Path(scratch) / "bundle", sections).path, _other_sets(args.data))
+    card = typicality_summary(typicality, screened, heading=False)
+    bundle = write(out / "bundle", {**sections, "Pictures that are not close photos of skin, measured": card})
+    return bundle.path, typicality_summary(typicality, screened)
+
+
+def _other_sets(data: Path) -> dict[str, list[Path]]:
+    """--data itself (its gate figure is fair, its check figure in-sample) and the photo sets beside
+    it, never trained on: name -> photo files."""
+    sets = {f"{data.name} (trained on; the check in-sample, see out of fold above)": photo_files(data)}
+    sets.update({f"{folder.name} (not trained on)": photo_files(folder)
+                 for folder in sorted(data.resolve().parent.iterdir())
+                 if folder.is_dir() and folder.resolve() != data.resolve() and _is_dataset(folder)})
+    return sets
+
+
+def _is_dataset(folder: Path) -> bool:
+    try:
+        return bool(photo_files(folder))
+    except ValueError:  # training.data.DataError: not a photo set
+        return False
 
 
 def holdout_studies(args, inputs: StudyInputs, images, out: Path) -> tuple[list[dict], int]:
@@ -276,7 +316,7 @@ def finish_study(args, config, dataset, records, images, labels, audit, splits, 
         "training_data": {"source": dataset.root.name, "layout": dataset.layout, "audit": audit.summary()},
     }
     sections = card_sections(args, audit, quant, len(labels), len(splits))
-    bundle_path = export_final(args, inputs, manifest_extra, out, sections)
+    bundle_path, typicality_section = export_final(args, inputs, manifest_extra, out, sections)
     write_results_csv(all_rows, out / "results.csv")
     plot_folds(all_rows, out / "folds.png")
     plot_confusion(labels, oofs[export], class_names, f"{export}, out-of-fold", out / "confusion_matrix.png")
@@ -287,7 +327,8 @@ def finish_study(args, config, dataset, records, images, labels, audit, splits, 
                "export_backbone": export, "bundle": str(bundle_path)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
     (out / "summary.md").write_text(
-        _summary_markdown(args, dataset, audit, stats, points, quant, held_out, notes, export, len(splits), baseline))
+        _summary_markdown(args, dataset, audit, stats, points, quant, held_out, notes, export, len(splits), baseline)
+        + "\n" + typicality_section)
 
 
 def _json_default(value):
