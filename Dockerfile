@@ -78,7 +78,7 @@ ENV MODEL_BUNDLE=/app/models/demo
 RUN python -I /app/verify_install.py check /app/source-manifest.json \
     && python -c "import worker.__main__" && rm -rf /tmp/matplotlib /tmp/keras
 # A worker touches HEALTH_FILE at least every 5 s while its model is loaded and its heartbeat
-# reaches Redis; loading TensorFlow and the model takes ~10 s on an idle core.
-HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
+# reaches Redis; loading TensorFlow and the model takes ~10 s on an idle core, 40 s on a busy one.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=90s --retries=3 \
     CMD ["python", "-I", "-S", "/app/healthcheck.py", "15"]
 CMD ["python", "-m", "worker"]
