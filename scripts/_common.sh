@@ -26,7 +26,8 @@ ensure_venv() {
     if ! cmp -s "$REPO_ROOT/pyproject.toml" "$stamp"; then
         echo "Installing dependencies (first run takes a few minutes) ..."
         "$VENV/bin/python" -m pip install --quiet --upgrade pip
-        "$VENV/bin/python" -m pip install --quiet -e "$REPO_ROOT[dev]"
+        # Everything: the bot's, the workers' and the study's dependencies, and the test tools.
+        "$VENV/bin/python" -m pip install --quiet -e "$REPO_ROOT[bot,worker,study,dev]"
         cp "$REPO_ROOT/pyproject.toml" "$stamp"
     fi
 }

@@ -1,25 +1,67 @@
-"""Deployment files: the compose file is valid and complete, every setting is documented and
-reaches the service that reads it, and the image is built as promised. No Docker engine runs
-here, so the compose file is checked against the Compose Specification's JSON schema."""
+"""Deployment files: the compose file, the Dockerfile, the lock files and the container helpers.
+
+No container engine runs in CI, so these check what can be checked without one: the compose file
+against the Compose Specification's JSON schema, the promises of docs/OPERATIONS.md (health checks,
+secrets only where needed, networks, hardening), the Dockerfile's two targets, the lock files
+against pyproject.toml, and the two scripts the images run (health check, install check).
+The stack itself is run with podman by ../shared/tools/compose-trial.sh (see docs/OPERATIONS.md).
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import shutil
+import tomllib
 from importlib import resources
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
 
 from tests.conftest import REPO
 
-COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+COMPOSE_TEXT = (REPO / "docker-compose.yml").read_text()
+COMPOSE = yaml.safe_load(COMPOSE_TEXT)
+SERVICES = COMPOSE["services"]
+APP_SERVICES = ("bot", "worker")
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 ENV_EXAMPLE = (REPO / ".env.example").read_text()
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+HEAVY = {"tensorflow", "tensorflow-cpu", "keras", "tf-keras-vis", "ai-edge-litert", "numpy", "pillow"}
+DIGEST = r"@sha256:[0-9a-f]{64}"
 
 
-def _env_example_keys() -> set[str]:
-    return set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", ENV_EXAMPLE, flags=re.MULTILINE))
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "docker" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _seconds(duration: str) -> float:
+    match = re.fullmatch(r"(\d+)(s|m)", duration)
+    assert match, f"write durations as 30s or 2m, not {duration!r}"
+    return int(match.group(1)) * (60 if match.group(2) == "m" else 1)
+
+
+def _lock(name: str) -> dict[str, tuple[str, list[str]]]:
+    """{package: (version, hashes)} of requirements/<name>.txt."""
+    text = (REPO / "requirements" / f"{name}.txt").read_text()
+    pins = {}
+    for block in re.split(r"\n(?=[a-z0-9])", text.split("\n", 2)[-1]):
+        match = re.match(r"([a-z0-9._-]+)==(\S+)", block)
+        if match:
+            pins[match.group(1)] = (match.group(2), re.findall(r"--hash=sha256:([0-9a-f]{64})", block))
+    return pins
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+# --- the compose file -------------------------------------------------------------------------
 
 
 def test_compose_file_matches_the_compose_specification():
@@ -31,53 +73,228 @@ def test_compose_file_matches_the_compose_specification():
     jsonschema.validate(COMPOSE, json.loads(schema_text))
 
 
-def test_redis_persists_and_reports_health():
-    redis = COMPOSE["services"]["redis"]
-    assert "--appendonly" in redis["command"] and "yes" in redis["command"]
-    assert any(volume.endswith(":/data") for volume in redis["volumes"])
-    assert redis["healthcheck"]["test"]
+def test_the_services_are_redis_bot_and_workers_only():
+    assert set(SERVICES) == {"redis", "bot", "worker"}  # rq-dashboard removed: docs/OPERATIONS.md
 
 
-@pytest.mark.parametrize("service", ["bot", "worker"])
-def test_app_services_wait_for_redis_and_restart(service):
-    spec = COMPOSE["services"][service]
+@pytest.mark.parametrize("service", ["redis", "bot", "worker"])
+def test_every_service_is_hardened_restarts_and_stops_gracefully(service):
+    spec = SERVICES[service]
+    assert spec["read_only"] is True
+    assert spec["cap_drop"] == ["ALL"] and "cap_add" not in spec
+    assert "no-new-privileges:true" in spec["security_opt"]
+    assert spec["init"] is True  # SIGTERM reaches the service, not an ignoring PID 1
+    assert spec["restart"] == "unless-stopped"
+    assert re.fullmatch(r"\d+[mg]", spec["mem_limit"])
+    assert _seconds(spec["stop_grace_period"]) >= 10
+    assert any(mount.startswith("/tmp:") for mount in spec["tmpfs"])  # the only writable path
+
+
+@pytest.mark.parametrize("service", ["redis", "bot", "worker"])
+def test_every_service_has_a_health_check(service):
+    check = SERVICES[service]["healthcheck"]
+    assert check["test"][0] in ("CMD", "CMD-SHELL")
+    assert _seconds(check["interval"]) <= 10 and check["retries"] >= 3
+    assert _seconds(check["start_period"]) > 0
+
+
+@pytest.mark.parametrize(("service", "touch_every_s", "load_s"), [("bot", 10, 5), ("worker", 5, 10)])
+def test_app_health_is_the_age_of_the_file_the_service_touches(service, touch_every_s, load_s):
+    spec = SERVICES[service]
+    check = spec["healthcheck"]
+    assert check["test"][:5] == ["CMD", "python", "-I", "-S", "/app/healthcheck.py"]
+    max_age_s = float(check["test"][5])
+    assert 2 * touch_every_s <= max_age_s <= 4 * touch_every_s  # one missed touch is not a failure
+    assert spec["environment"]["HEALTH_FILE"].startswith("/tmp/")  # tmpfs: no stale file after a restart
+    assert _seconds(check["start_period"]) >= 3 * load_s  # TensorFlow loads slower on a busy machine
+    assert f'"{check["test"][5]}"]' in DOCKERFILE  # the image's HEALTHCHECK agrees (docker run)
+
+
+def test_redis_requires_its_password_persists_and_caps_memory():
+    redis = SERVICES["redis"]
+    assert re.search(DIGEST, redis["image"]), "pin redis by digest"
+    script = redis["command"][-1]
+    assert redis["command"][:2] == ["sh", "-c"] and script.startswith("exec redis-server - ")
+    assert "requirepass $$REDIS_PASSWORD" in script  # on stdin: never on a command line
+    assert "--appendonly yes" in script
+    assert "--maxmemory-policy noeviction" in script and "--maxmemory " in script
+    assert redis["environment"]["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")
+    assert "REDISCLI_AUTH" in redis["healthcheck"]["test"][1] and "PONG" in redis["healthcheck"]["test"][1]
+    assert redis["user"] == "redis"
+    assert redis["volumes"] == ["redis-data:/data"]
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_bot_and_workers_reach_redis_with_the_password(service):
+    spec = SERVICES[service]
+    url = spec["environment"]["REDIS_URL"]
+    assert url.startswith("redis://:${REDIS_PASSWORD:?") and url.endswith("@redis:6379/0")
     assert spec["depends_on"]["redis"]["condition"] == "service_healthy"
-    assert spec["restart"] in ("unless-stopped", "always", "on-failure")
-    assert spec["env_file"] == ".env"  # every setting in .env reaches the process
-    assert spec["environment"]["REDIS_URL"].startswith("redis://redis:")
-    assert any(volume.endswith(":/bundles:ro") for volume in spec["volumes"])
+    assert spec["command"][:2] == ["python", "-m"]  # exec form: python gets the signals
 
 
-def test_bot_keeps_its_database_on_a_volume():
-    bot = COMPOSE["services"]["bot"]
-    assert bot["environment"]["DATABASE_PATH"].startswith("/data/")
-    assert "bot-data:/data" in bot["volumes"] and "bot-data" in COMPOSE["volumes"]
+def test_networks_keep_redis_and_workers_off_the_outside():
+    assert COMPOSE["networks"]["backend"]["internal"] is True
+    assert "internal" not in COMPOSE["networks"]["egress"]
+    assert SERVICES["redis"]["networks"] == ["backend"]
+    assert SERVICES["worker"]["networks"] == ["backend"]
+    assert SERVICES["bot"]["networks"] == ["backend", "egress"]
+    assert "ports" not in SERVICES["redis"] and "ports" not in SERVICES["worker"]
+    assert all(port.startswith("127.0.0.1:") for port in SERVICES["bot"]["ports"])
+    assert SERVICES["bot"]["environment"]["WEBHOOK_LISTEN"] == "0.0.0.0"  # published on loopback only
 
 
-def test_workers_scale_and_stop_gracefully():
-    worker = COMPOSE["services"]["worker"]
-    assert worker["command"] == ["python", "-m", "worker"]
+def test_secrets_reach_the_bot_only():
+    assert SERVICES["bot"]["env_file"] == ".env"
+    assert "env_file" not in SERVICES["worker"] and "env_file" not in SERVICES["redis"]
+    assert not {"TELEGRAM_TOKEN", "WEBHOOK_SECRET"} & set(SERVICES["worker"]["environment"])
+    assert "TELEGRAM_TOKEN" not in re.sub(r"#.*", "", COMPOSE_TEXT)  # comments may name it
+    assert not re.search(r"\d{6,}:[A-Za-z0-9_-]{30,}", COMPOSE_TEXT)  # the shape of a bot token
+
+
+def test_workers_get_every_worker_setting_and_nothing_else():
+    from scripts.write_env_example import setting_names
+    from worker.settings import WorkerSettings
+
+    environment = SERVICES["worker"]["environment"]
+    assert set(environment) == setting_names(WorkerSettings) | {"HEALTH_FILE"}
+    for key, value in environment.items():
+        if key not in ("REDIS_URL", "HEALTH_FILE"):
+            assert value.startswith("${" + key + ":-"), key  # from .env when set there
+    # Unset ones arrive empty, which must mean "the default":
+    assert WorkerSettings.model_config.get("env_ignore_empty") is True
+    bundle = environment["MODEL_BUNDLE"].removeprefix("${MODEL_BUNDLE:-").removesuffix("}")
+    assert f"ENV MODEL_BUNDLE={bundle}" in DOCKERFILE and f"COPY models/demo {bundle}" in DOCKERFILE
+
+
+def test_volumes_are_named_or_read_only_binds():
+    named = set(COMPOSE["volumes"])
+    assert named == {"redis-data", "bot-data"}
+    for service in SERVICES.values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            assert source in named or volume.endswith(":ro"), volume
+    assert "bot-data:/data" in SERVICES["bot"]["volumes"]
+    assert SERVICES["bot"]["environment"]["DATABASE_PATH"].startswith("/data/")
+    assert not re.search(r"^VOLUME", DOCKERFILE, flags=re.MULTILINE)  # no anonymous volumes
+
+
+def test_workers_scale_with_deploy_replicas():
+    worker = SERVICES["worker"]
+    assert worker["deploy"]["mode"] == "replicated"  # podman-compose ignores replicas without it
     assert "WORKER_REPLICAS" in str(worker["deploy"]["replicas"])
-    assert worker["stop_grace_period"]
-    assert worker["healthcheck"]["test"][-1] == "worker"
+    assert _seconds(worker["stop_grace_period"]) >= 60  # the running job finishes first
 
 
-def test_dashboard_is_optional():
-    assert COMPOSE["services"]["rq-dashboard"]["profiles"] == ["dashboard"]
+def test_each_app_service_builds_its_own_target():
+    for service in APP_SERVICES:
+        assert SERVICES[service]["build"]["target"] == service
+        assert SERVICES[service]["image"] == f"mpox-screen-{service}:latest"
+        assert re.search(rf"^FROM runtime AS {service}$", DOCKERFILE, flags=re.MULTILINE)
 
 
-def test_no_secret_in_the_compose_file():
-    text = (REPO / "docker-compose.yml").read_text()
-    assert "TELEGRAM_TOKEN" not in text
-    assert not re.search(r"\d{6,}:[A-Za-z0-9_-]{30,}", text)  # the shape of a bot token
+# --- the Dockerfile and what it installs ------------------------------------------------------
 
 
-def test_dockerfile_is_multi_stage_slim_non_root_with_healthcheck():
-    assert len(re.findall(r"^FROM python:3\.11-slim", DOCKERFILE, flags=re.MULTILINE)) == 2
-    assert re.search(r"^USER app$", DOCKERFILE, flags=re.MULTILINE)
-    assert "HEALTHCHECK" in DOCKERFILE
-    assert "COPY --chown=app:app models/demo" in DOCKERFILE
-    assert '"tensorflow-cpu' in (REPO / "pyproject.toml").read_text()
+def test_base_image_is_pinned_by_digest_and_overridable():
+    default = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", DOCKERFILE, flags=re.MULTILINE)
+    assert default and re.fullmatch(r"python:3\.11-slim" + DIGEST, default.group(1))
+    for image in re.findall(r"^FROM (\S+)", DOCKERFILE, flags=re.MULTILINE):
+        assert image in ("${PYTHON_IMAGE}", "runtime"), image
+
+
+def test_images_install_the_locked_dependencies_with_hashes():
+    installs = re.findall(r"pip install [^\n&]*", DOCKERFILE)
+    for line in installs:
+        assert "--require-hashes" in line or "--no-deps --no-index /tmp/wheels/" in line, line
+    assert "COPY requirements/bot.txt" in DOCKERFILE and "COPY requirements/worker.txt" in DOCKERFILE
+    assert DOCKERFILE.count("verify_install.py check") == 2  # the build fails on stale packages
+
+
+def test_runtime_files_belong_to_root():
+    runtime = DOCKERFILE[DOCKERFILE.index("AS runtime") :]
+    assert "--chown" not in runtime and "chown" not in runtime.replace("-o app -g app -m 0700 /data", "")
+    assert re.search(r"^USER app$", runtime, flags=re.MULTILINE)
+
+
+def test_docker_build_context_is_an_allow_list():
+    lines = (REPO / ".dockerignore").read_text().split("\n")
+    patterns = [line for line in lines if line and not line.startswith("#")]
+    assert patterns[0] == "*"
+    assert not any(p.startswith("!") and (".env" in p or "build" in p) for p in patterns)
+
+
+@pytest.mark.parametrize("name", ["bot", "worker", "build"])
+def test_lock_files_pin_every_package_with_hashes(name):
+    pins = _lock(name)
+    assert pins
+    for package, (version, hashes) in pins.items():
+        assert hashes, f"{package}=={version} has no hash"
+
+
+@pytest.mark.parametrize("extra", ["bot", "worker"])
+def test_lock_files_satisfy_pyproject(extra):
+    pins = _lock(extra)
+    declared = PYPROJECT["project"]["dependencies"] + PYPROJECT["project"]["optional-dependencies"][extra]
+    for line in declared:
+        requirement = Requirement(line)
+        version, _ = pins[_normal(requirement.name)]
+        assert requirement.specifier.contains(version), f"{line}: locked {version}"
+    if extra == "bot":
+        assert not HEAVY & set(pins), "the bot's image must not carry TensorFlow's stack"
+
+
+def test_dependency_lists_split_by_process():
+    project = PYPROJECT["project"]
+    assert not HEAVY & {_normal(Requirement(r).name) for r in project["dependencies"]}
+    extras = project["optional-dependencies"]
+    assert {"bot", "worker", "study", "dev"} <= set(extras)
+    assert "mpox-screen[bot,worker,study]" in extras["dev"]  # development installs everything
+    floors = {_normal(Requirement(r).name): Requirement(r).specifier for r in extras["bot"] + extras["worker"]}
+    assert not floors["pillow-heif"].contains("1.6.0")  # bundled libheif: CVE-2025-29482, -68431
+    assert not floors["tornado"].contains("6.4.2")  # CVE-2025-47287
+
+
+# --- the scripts the images run -----------------------------------------------------------------
+
+
+def test_health_check_reads_the_age_of_the_health_file(tmp_path):
+    healthcheck = _load_script("healthcheck")
+    path = tmp_path / "health"
+    assert healthcheck.verdict(None, 15, now=0)[0] is False
+    assert healthcheck.verdict(str(path), 15, now=0)[0] is False  # not ready yet
+    path.touch()
+    touched = path.stat().st_mtime
+    assert healthcheck.verdict(str(path), 15, now=touched + 3) == (True, f"healthy: {path} touched 3.0 s ago")
+    healthy, reason = healthcheck.verdict(str(path), 15, now=touched + 40)
+    assert not healthy and "40 s ago" in reason
+
+
+def test_install_check_catches_placeholder_missing_and_stray_files(tmp_path):
+    verify = _load_script("verify_install")
+    expected = verify.manifest(REPO)
+    assert "model/__init__.py" in expected and "bot/locales/en/LC_MESSAGES/mpox.mo" in expected
+    site = tmp_path / "site-packages"
+    for package in verify.PACKAGES:
+        shutil.copytree(REPO / package, site / package, ignore=shutil.ignore_patterns("__pycache__"))
+    assert verify.check(expected, [str(site)]) == []
+
+    (site / "model" / "__init__.py").write_text("")  # the stale placeholder of issue 14
+    (site / "worker" / "jobs.py").unlink()
+    (site / "bot" / "old.py").write_text("")
+    problems = verify.check(expected, [str(site)])
+    assert problems == [
+        "model/__init__.py: differs from the checkout (0 bytes installed)",
+        f"worker/jobs.py: missing from {site / 'worker'}",
+        "bot/old.py: installed but not in the checkout",
+    ]
+
+
+# --- settings and .env.example ------------------------------------------------------------------
+
+
+def _env_example_keys() -> set[str]:
+    return set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", ENV_EXAMPLE, flags=re.MULTILINE))
 
 
 def test_every_setting_is_documented_and_nothing_stale():
@@ -103,9 +320,9 @@ def test_local_variables_are_read_by_the_local_service():
 def test_compose_variables_are_used_by_the_compose_file():
     from scripts.write_env_example import COMPOSE_VARIABLES
 
-    text = (REPO / "docker-compose.yml").read_text()
     for key in COMPOSE_VARIABLES:
-        assert "${" + key in text, key
+        assert "${" + key in COMPOSE_TEXT, key
+    assert re.search(r"^REDIS_PASSWORD=$", ENV_EXAMPLE, flags=re.MULTILINE)  # empty: compose refuses
 
 
 def test_env_example_is_up_to_date():
