@@ -105,6 +105,9 @@ class TelegramEmulator:
         self.deleted: list[dict[str, Any]] = []  # messages the bot deleted
         self.delete_window_s = 48 * 3600.0  # Telegram lets a bot delete messages this young
         self.floods: dict[int, int] = {}  # chat id -> how many more sends answer 429 "retry after"
+        # Method name (lower case) or "download" -> seconds each such request waits before it is
+        # handled at all: a slow Telegram, to stop the bot in the middle of a step.
+        self.delays: dict[str, float] = {}
         self.flood_retry_after = 1
         self.rejected_tokens: set[str] = set()  # well-formed tokens answered 401 (revoked)
         self.webhook: dict[str, Any] | None = None
@@ -587,6 +590,8 @@ class _MethodHandler(tornado.web.RequestHandler):
     async def post(self, token: str, method: str) -> None:
         if not TOKEN_PATTERN.match(token) or token in self.emulator.rejected_tokens:
             return self._reply_error(ApiError(401, "Unauthorized"))
+        if delay := self.emulator.delays.get(method.lower()):
+            await asyncio.sleep(delay)
         try:
             params, files = self._params()
             if method.lower() == "getupdates":
@@ -622,7 +627,9 @@ class _FileHandler(tornado.web.RequestHandler):
     def initialize(self, emulator: TelegramEmulator) -> None:
         self.emulator = emulator
 
-    def get(self, token: str, path: str) -> None:
+    async def get(self, token: str, path: str) -> None:
+        if delay := self.emulator.delays.get("download"):
+            await asyncio.sleep(delay)
         with self.emulator._lock:
             match = next((f for f in self.emulator.files.values() if f["file_path"] == path), None)
         if not TOKEN_PATTERN.match(token) or match is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import pytest
@@ -174,5 +175,10 @@ async def test_acknowledgement_comes_once_the_photo_is_queued(telegram, bot, sha
     sent = replies_to(telegram, user.id, message)
     assert [text_of(m) for m in sent[:1]] == ["Photo received. Analysing..."]
     assert sent[-1]["message_id"] == reply["message_id"] and len(sent) == 2
-    case = next(c for c in bot.bot_data["deps"].store.cases_of(user.id))
+    store = bot.bot_data["deps"].store
+    for _ in range(100):  # recorded just after the answer is sent
+        if store.cases_of(user.id)[0].answered_at:
+            break
+        await asyncio.sleep(0.05)
+    case = store.cases_of(user.id)[0]
     assert case.queued_at <= case.acknowledged_at <= case.answered_at
