@@ -124,7 +124,10 @@ REASONS = {
     Reason.UNSUPPORTED_FORMAT: N_(
         "This type of image cannot be screened. Please send a photo, or a JPEG, PNG, WebP or HEIC file."
     ),
-    Reason.DECOMPRESSION_BOMB: N_("This image is far larger than a photo. Please send a photo taken with your phone."),
+    Reason.DECOMPRESSION_BOMB: N_(
+        "This picture has too many pixels to be screened. Please send it as a photo rather than as a file, "
+        "or take a new photo."
+    ),
     Reason.INTERNAL_ERROR: N_(
         "There was a problem on our side. Please send the photo again in a few minutes."
     ),

@@ -22,10 +22,13 @@ from model.types import Reason
 register_heif_opener()  # HEIC/HEIF: iPhone photos sent as files
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024  # Telegram's bot download limit.
-# JPEGs are decoded at a reduced DCT scale (below), so even a 48 MP photo costs little memory.
+# Pixel caps per format, each keeping one decode within ~200 MB above a worker's resting memory
+# (python -m benchmarks.memory measures it): JPEGs decode at a reduced DCT scale (below), so even
+# 48 MP costs ~25 MB; PNG and HEIF decode every pixel (25 MP: ~105 MB); Pillow's WebP decoder
+# needs ~15 bytes a pixel (12 MP: ~190 MB).
 DEFAULT_MAX_JPEG_PIXELS = 50_000_000
-# Other formats decode every pixel: 25 MP of 16-bit RGBA is 200 MB, the most one photo may cost.
 DEFAULT_MAX_PIXELS = 25_000_000
+DEFAULT_MAX_WEBP_PIXELS = 12_500_000
 DEFAULT_MIN_SIDE = 64  # a lesion cannot be judged from fewer pixels than this.
 DRAFT_SIDE = 1024  # JPEGs are decoded at the smallest DCT scale still at least this big.
 REVIEW_SIDE = 1280  # clinicians see the photo at most this big (and without its metadata)
@@ -51,6 +54,7 @@ class DecodeLimits:
     max_bytes: int = DEFAULT_MAX_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_jpeg_pixels: int = DEFAULT_MAX_JPEG_PIXELS
+    max_webp_pixels: int = DEFAULT_MAX_WEBP_PIXELS
     min_side: int = DEFAULT_MIN_SIDE
 
 
@@ -80,7 +84,9 @@ def _looks_like_heif(data: bytes) -> bool:
 
 
 def _pixel_limit(image_format: str, limits: DecodeLimits) -> int:
-    return limits.max_jpeg_pixels if image_format in ("JPEG", "MPO") else limits.max_pixels
+    if image_format in ("JPEG", "MPO"):
+        return limits.max_jpeg_pixels
+    return limits.max_webp_pixels if image_format == "WEBP" else limits.max_pixels
 
 
 def decode_image(data: bytes, limits: DecodeLimits | None = None) -> Image.Image:
@@ -130,7 +136,21 @@ def decode_image(data: bytes, limits: DecodeLimits | None = None) -> Image.Image
     return _to_upright_rgb(image, limits)
 
 
+def _shrink(image: Image.Image) -> Image.Image:
+    """A big picture reduced at once by an integer factor, its short side kept at DRAFT_SIDE or
+    more (as a JPEG's draft does while decoding): later steps then copy a small image, not 25 MP."""
+    factor = min(image.size) // DRAFT_SIDE
+    if factor < 2:
+        return image
+    # reduce() takes 8-bit and float modes; palette and 16-bit pictures are converted first.
+    source = image if image.mode in ("L", "LA", "RGB", "RGBA", "CMYK", "I", "F") else to_rgb(image)
+    small = source.reduce(factor)
+    small.info = dict(image.info)  # keeps the EXIF orientation for exif_transpose
+    return small
+
+
 def _to_upright_rgb(image: Image.Image, limits: DecodeLimits) -> Image.Image:
+    image = _shrink(image)
     # A broken EXIF block must not lose an otherwise good photo.
     with contextlib.suppress(Exception):
         image = ImageOps.exif_transpose(image)

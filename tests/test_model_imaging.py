@@ -8,7 +8,7 @@ from PIL import Image
 from model.errors import ImageRejected
 from model.imaging import decode_image, to_rgb
 from model.types import Reason
-from tests.images import AWKWARD_VALID, BAD_INPUTS, exif_rotated_jpeg, skin_photo
+from tests.images import AWKWARD_VALID, BAD_INPUTS, encode, exif_rotated_jpeg, skin_photo
 
 EXPECTED_REASON = {
     "empty": Reason.EMPTY,
@@ -117,3 +117,24 @@ def test_review_copy_has_no_metadata_and_is_upright():
     assert copy.format == "JPEG"
     assert not copy.getexif() and "exif" not in copy.info
     assert copy.size == (REVIEW_SIDE * 1600 // 2400, REVIEW_SIDE)  # rotated upright, then shrunk
+
+
+def test_each_format_has_a_pixel_cap_that_bounds_its_decoding_memory():
+    """WebP costs Pillow ~15 bytes a pixel to decode, PNG ~4: each format's cap keeps one decode
+    near 200 MB (python -m benchmarks.memory); a JPEG decodes at a reduced scale, so 48 MP passes."""
+    from model.imaging import DecodeLimits
+
+    limits = DecodeLimits()
+    assert limits.max_webp_pixels < limits.max_pixels < limits.max_jpeg_pixels
+    webp_header_only = encode(skin_photo((64, 64)), "WEBP")
+    assert decode_image(webp_header_only).size == (64, 64)
+    with pytest.raises(ImageRejected) as refused:
+        decode_image(encode(Image.new("RGB", (4000, 3200), (190, 140, 120)), "WEBP"), limits)
+    assert refused.value.reason is Reason.DECOMPRESSION_BOMB
+
+
+def test_a_big_picture_is_reduced_right_after_decoding_and_keeps_its_orientation():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate on display
+    image = decode_image(encode(skin_photo((4000, 2500)), "PNG", exif=exif.tobytes()))
+    assert image.size == (1250, 2000)  # halved (short side still >= 1024), then turned upright
