@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.worker import REPO, SHARED_DATA, resolve_bundle
-from tests.bot_harness import TOKEN, button_data, text_of
+from tests.bot_harness import TOKEN, consented_user, text_of
 from tests.redis_server import free_port
 from tests.telegram_emulator import TelegramEmulator
 
@@ -103,15 +103,6 @@ def answers_to(telegram: TelegramEmulator, chat_id: int, message_id: int) -> int
     )
 
 
-async def consent(telegram: TelegramEmulator, user_id: int):
-    user = telegram.user(user_id)
-    telegram.send_text(user, "/start")
-    notice = await telegram.wait_for(user.id, lambda m: "reply_markup" in m, timeout=120)
-    telegram.press(user, notice, button_data(notice, "consent:"))
-    await telegram.wait_for(user.id, lambda m: "close up" in text_of(m), timeout=120)
-    return user
-
-
 async def unleash(stack: Stack, kills: int, window_s: float, rng: random.Random, report: ChaosReport) -> None:
     """`kills` SIGKILLs at random moments within `window_s`, each victim restarted 1-4 s later."""
     moments = sorted(rng.uniform(0, window_s) for _ in range(kills))
@@ -135,7 +126,7 @@ async def run_chaos(bundle: Path, photos: list[bytes], count: int = 50, users: i
         for name in stack.names:
             stack.start(name)
         try:
-            people = [await consent(telegram, 7000 + n) for n in range(users)]
+            people = [await consented_user(telegram, 7000 + n, timeout=120) for n in range(users)]
             sent: list[tuple[int, int]] = []
             send_window_s = count * 0.4
 

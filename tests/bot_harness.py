@@ -65,15 +65,17 @@ async def running_bot(settings: BotSettings, queue: ScreeningQueue | None = None
         await application.post_shutdown(application)
 
 
-async def consented_user(telegram: TelegramEmulator, user_id: int, language: str = "en", first_name: str = "Test"):
+async def consented_user(
+    telegram: TelegramEmulator, user_id: int, language: str = "en", first_name: str = "Test", timeout: float = 30.0
+):
     """A person who has sent /start and pressed "I agree" (and got the invitation to send a photo)."""
     user = telegram.user(user_id, first_name=first_name, language_code=language)
     count = len(telegram.sent(user.id))
     telegram.send_text(user, "/start")
-    notice = await telegram.wait_for(user.id, lambda m: "reply_markup" in m, after=count)
+    notice = await telegram.wait_for(user.id, lambda m: "reply_markup" in m, timeout=timeout, after=count)
     count = len(telegram.sent(user.id))
     telegram.press(user, notice, button_data(notice, "consent:"))
-    await telegram.wait_for(user.id, lambda m: True, after=count)
+    await telegram.wait_for(user.id, lambda m: True, timeout=timeout, after=count)
     return user
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.bot_harness import TOKEN, button_data, text_of
+from tests.bot_harness import TOKEN, consented_user, text_of
 from tests.redis_server import free_port, start_redis
 from tests.telegram_emulator import TelegramEmulator
 from tests.workers import InThreadWorker, worker_settings
@@ -101,16 +101,6 @@ async def until(condition, timeout: float = 60.0, what: str = "condition") -> No
         await asyncio.sleep(0.05)
 
 
-async def consent(service: Service, user_id: int):
-    telegram = service.telegram
-    user = telegram.user(user_id)
-    telegram.send_text(user, "/start")
-    notice = await telegram.wait_for(user.id, lambda m: "reply_markup" in m, timeout=60)
-    telegram.press(user, notice, button_data(notice, "consent:"))
-    await telegram.wait_for(user.id, lambda m: "close up" in text_of(m), timeout=60)
-    return user
-
-
 def results_for(telegram: TelegramEmulator, user, message) -> list[dict]:
     replies = [m for m in telegram.sent(user.id) if m.get("reply_to_message", {}).get("message_id") == message["message_id"]]
     return [m for m in replies if "photo" in m or "could not be" in text_of(m)]
@@ -135,7 +125,7 @@ async def test_bot_killed_inside_each_step_still_answers_once(service, shared_ph
     telegram = service.telegram
     held, inside = STEPS[step]
     service.start_bot()
-    user = await consent(service, 401)
+    user = await consented_user(service.telegram, 401, timeout=60)
     with service.worker():
         telegram.delays[held] = 60.0
         message = telegram.send_photo(user, shared_photo_paths[0].read_bytes())
@@ -154,7 +144,7 @@ async def test_redis_killed_between_steps_loses_nothing(service, shared_photo_pa
     """Queued while no worker runs; Redis is SIGKILLed (its append-only file keeps the job)."""
     telegram = service.telegram
     service.start_bot()
-    user = await consent(service, 402)
+    user = await consented_user(service.telegram, 402, timeout=60)
     message = telegram.send_photo(user, shared_photo_paths[1].read_bytes())
     await until(lambda: (c := service.case()) is not None and c["acknowledged_at"], what="the photo queued")
     service.kill_redis()
@@ -170,7 +160,7 @@ async def test_redis_losing_its_data_is_recovered_without_a_restart(service, sha
     outcomes (its consumer group is recreated), all without restarting."""
     telegram = service.telegram
     service.start_bot()
-    user = await consent(service, 403)
+    user = await consented_user(service.telegram, 403, timeout=60)
     message = telegram.send_photo(user, shared_photo_paths[2].read_bytes())
     await until(lambda: (c := service.case()) is not None and c["acknowledged_at"], what="the photo queued")
     redis.Redis.from_url(service.url).flushall()
