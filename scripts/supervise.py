@@ -96,8 +96,10 @@ def local_redis(port: int, data: Path) -> tuple[list[str], str]:
         )
     password = next(line.split(None, 1)[1].strip() for line in config.read_text().splitlines()
                     if line.startswith("requirepass "))
+    # As in docker-compose.yml: a memory cap that refuses new work rather than dropping queued work.
     command = [server, str(config), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-               "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--protected-mode", "yes"]
+               "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--protected-mode", "yes",
+               "--maxmemory", "256mb", "--maxmemory-policy", "noeviction"]
     return command, f"redis://:{password}@127.0.0.1:{port}/0"
 
 
