@@ -22,7 +22,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 from bot import clinicians, commands, consent, deliveries, inbox, messages, recovery
 from bot.deps import DEPS_KEY, Deps, deps
 from bot.i18n import translator
-from bot.photos import IMAGE_MIME_TYPES, photo
+from bot.photos import IMAGE_MIME_TYPES, photo, screen_kept_photos
 from bot.queue import QueueUnavailable, ScreeningQueue
 from bot.quota import PhotoQuota
 from bot.ratelimit import MessageRateLimiter
@@ -176,6 +176,8 @@ def build_app(settings: BotSettings, queue: ScreeningQueue | None = None) -> App
             MessageHandler(private & ~filters.StatusUpdate.ALL, commands.other_content),
         ]
     )
+    # Then, for the same press, the photos kept until consent (group 1 runs after group 0).
+    application.add_handler(CallbackQueryHandler(screen_kept_photos, pattern=f"^{consent.AGREE}$"), group=1)
     application.add_error_handler(on_error)
 
     jobs = application.job_queue

@@ -1,7 +1,8 @@
 """Consent: the first-contact notice with an "I agree" button, and recording the agreement.
 
-Photos sent before agreeing are kept as Telegram file references (never downloaded) and screened
-as soon as the person agrees; an album, or several photos in a row, gets one notice.
+Photos sent before agreeing are kept as Telegram file references (never downloaded); an album, or
+several photos in a row, gets one notice. Once the person agrees, `bot.photos.screen_kept_photos`
+(the next handler group for the same button) screens them.
 """
 
 from __future__ import annotations
@@ -63,9 +64,7 @@ async def keep_until_consent(update: Update, context: ContextTypes.DEFAULT_TYPE,
 
 
 async def agree(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Record consent (the "I agree" button), then screen the photos kept until now."""
-    from bot.photos import screen_new_photo  # photos imports this module
-
+    """Record consent (the "I agree" button) and invite a photo, or say the kept ones are coming."""
     d = deps(context)
     user, query = update.effective_user, update.callback_query
     await query.answer()
@@ -77,7 +76,5 @@ async def agree(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     d.store.set_language(user.id, language)
     log.info("event=consent language=%s", language)
     _ = d.translate_for(user)
-    waiting = d.store.take_waiting_photos(user.id)
+    waiting = d.store.count_waiting_photos(user.id)
     await update.effective_chat.send_message(_(messages.CONSENT_THANKS_WAITING if waiting else messages.CONSENT_THANKS))
-    for photo in waiting:
-        await screen_new_photo(context.bot, d, photo, None, language)

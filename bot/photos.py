@@ -82,6 +82,16 @@ async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await screen_new_photo(context.bot, d, waiting, file_size, d.language_of(user))
 
 
+async def screen_kept_photos(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """After "I agree" (the handler group after consent.agree): screen the photos kept until now."""
+    d = deps(context)
+    user = update.effective_user
+    if not d.store.has_consented(user.id):
+        return
+    for waiting in d.store.take_waiting_photos(user.id):
+        await screen_new_photo(context.bot, d, waiting, None, d.language_of(user))
+
+
 async def screen_new_photo(bot: Bot, d: Deps, photo: WaitingPhoto, file_size: int | None, language: str) -> None:
     """Record, check quota, queue and acknowledge one photo (from a message, or kept until consent)."""
     if file_size is not None and file_size > size_limit(d):

@@ -262,6 +262,9 @@ class Store:
              now or time.time()),
         )
 
+    def count_waiting_photos(self, user_id: int) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM waiting_photos WHERE user_id=?", (user_id,)).fetchone()[0]
+
     def take_waiting_photos(self, user_id: int) -> list[WaitingPhoto]:
         with self._transaction():
             rows = self._db.execute(
