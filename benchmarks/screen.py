@@ -6,7 +6,7 @@ Usage:
 
 For each mode it converts the bundle's float model (model.keras) to TFLite in that mode (int8
 calibrated on the photos themselves), screens every photo `repeats` times after a warm-up, and
-prints p50/p95 per stage (decode, quality gate, inference, heatmap, PNG render) and in total.
+prints p50/p95 per stage (decode, quality gate, inference, heatmap, JPEG render) and in total.
 It also reports the quality gate's false-reject rate on those real photos.
 
 Typicality check (issue 10), for the bundle as shipped: its cost (the scoring alone, and the
@@ -45,7 +45,7 @@ def _bundle_in_mode(source: Path, mode: str, photos: list[bytes], scratch: Path)
 
     from model.bundle import load_bundle
     from model.imaging import decode_image
-    from model.preprocess import prepare_input
+    from model.preprocess import normalise, prepare_pixels
     from training.export import export_bundle
 
     bundle = load_bundle(source)
@@ -58,7 +58,7 @@ def _bundle_in_mode(source: Path, mode: str, photos: list[bytes], scratch: Path)
 
     def representative():
         for data in photos[:32]:
-            yield prepare_input(decode_image(data), size, norm)
+            yield normalise(prepare_pixels(decode_image(data), size), norm)[None]
 
     target = scratch / mode
     shutil.rmtree(target, ignore_errors=True)

@@ -70,9 +70,3 @@ def classifier_views(pixels: np.ndarray, averaging: ViewAveraging | str) -> np.n
         return np.stack([pixels, pixels[..., ::-1, :]])
     return pixels[np.newaxis]
 
-
-def prepare_input(
-    image: Image.Image, size: tuple[int, int], mode: Normalisation | str
-) -> np.ndarray:
-    """One photo -> a 1xHxWx3 float32 batch ready for the classifier."""
-    return normalise(prepare_pixels(image, size), mode)[np.newaxis, ...]

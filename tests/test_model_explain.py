@@ -8,14 +8,14 @@ import pytest
 from model.bundle import load_bundle
 from model.explain import Explainer, HeatmapMethod
 from model.imaging import decode_image
-from model.preprocess import prepare_input
+from model.preprocess import normalise, prepare_pixels
 
 
 @pytest.fixture(scope="module")
 def photo_batch(test_bundle_path, shared_photo_paths):
     manifest = load_bundle(test_bundle_path).manifest
     image = decode_image(shared_photo_paths[0].read_bytes())
-    return prepare_input(image, manifest.input_size, manifest.normalisation)
+    return normalise(prepare_pixels(image, manifest.input_size), manifest.normalisation)[np.newaxis]
 
 
 @pytest.mark.parametrize("method", list(HeatmapMethod))

@@ -10,7 +10,6 @@ from model.preprocess import (
     Normalisation,
     classifier_views,
     normalise,
-    prepare_input,
     prepare_pixels,
 )
 
@@ -40,9 +39,9 @@ def test_prepare_resizes_whole_photo_without_cropping():
     assert pixels[:, 0, 0].mean() > 200  # the edge survives: no centre crop
 
 
-def test_prepare_input_is_a_float_batch():
-    batch = prepare_input(Image.new("RGB", (300, 300)), (224, 224), "tf")
-    assert batch.shape == (1, 224, 224, 3) and batch.dtype == np.float32
+def test_prepared_pixels_normalise_to_floats():
+    batch = normalise(prepare_pixels(Image.new("RGB", (300, 300)), (224, 224)), "tf")
+    assert batch.shape == (224, 224, 3) and batch.dtype == np.float32
     assert batch.min() == -1.0
 
 
