@@ -141,6 +141,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     # httpx logs every request URL, and Bot API URLs contain the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # The job queue's scheduler logs two lines per run of every job (several a second in all).
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
     if args.command == "compile-catalogues":
         from bot.i18n import compile_catalogues
