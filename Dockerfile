@@ -66,9 +66,9 @@ ENV DATABASE_PATH=/data/bot.sqlite3
 # Fails the build when the packages are not the checkout's, or the bot needs a missing dependency.
 RUN python -I /app/verify_install.py check /app/source-manifest.json \
     && python -c "import bot.__main__" && rm -rf /tmp/matplotlib /tmp/keras
-# The bot touches HEALTH_FILE at least every 10 s while it polls (or serves its webhook) and Redis answers.
+# The bot touches HEALTH_FILE every 5 s while it polls (or serves its webhook) and Redis answers.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-I", "-S", "/app/healthcheck.py", "30"]
+    CMD ["python", "-I", "-S", "/app/healthcheck.py", "15"]
 CMD ["python", "-m", "bot"]
 
 FROM runtime AS worker

@@ -113,7 +113,7 @@ async def wait_for_telegram(settings: BotSettings) -> None:
 def run(settings: BotSettings) -> None:
     from telegram import Update
 
-    from bot.app import build_app
+    from bot.app import POLL_TIMEOUT_S, build_app
 
     asyncio.run(wait_for_telegram(settings))
     application = build_app(settings)
@@ -128,7 +128,7 @@ def run(settings: BotSettings) -> None:
             bootstrap_retries=-1,
         )
     else:
-        application.run_polling(allowed_updates=Update.ALL_TYPES, bootstrap_retries=-1)
+        application.run_polling(allowed_updates=Update.ALL_TYPES, bootstrap_retries=-1, timeout=POLL_TIMEOUT_S)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -141,6 +141,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     # httpx logs every request URL, and Bot API URLs contain the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # The job queue's scheduler logs two lines per run of every job (several a second in all).
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
     if args.command == "compile-catalogues":
         from bot.i18n import compile_catalogues

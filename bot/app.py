@@ -33,7 +33,13 @@ log = logging.getLogger(__name__)
 
 CONSUMER_KEY = "deliveries_task"
 CONCURRENT_UPDATES = 8
-POLL_FRESH_S = 60.0  # polling counts as working when getUpdates succeeded this recently
+# Health (docker-compose.yml: unhealthy when HEALTH_FILE is older than 15 s, i.e. two missed
+# touches): touched every HEALTH_TOUCH_EVERY_S while updates can arrive and Redis answers. A long
+# poll returns within POLL_TIMEOUT_S even when nobody writes, so polling that has not returned for
+# POLL_FRESH_S has stopped (Telegram unreachable, token revoked, a hung connection).
+HEALTH_TOUCH_EVERY_S = 5.0
+POLL_TIMEOUT_S = 10
+POLL_FRESH_S = POLL_TIMEOUT_S + 5.0
 COMMANDS = {
     "start": messages.N_("About this service"),
     "help": messages.N_("How to send a photo"),
@@ -96,15 +102,24 @@ async def post_shutdown(application: Application) -> None:
     d.store.close()
 
 
+def receiving_updates(webhook: bool, updater_running: bool, last_poll_at: float | None, now: float) -> bool:
+    """Updates can reach the bot: its webhook server runs, or its polling returned lately."""
+    if not updater_running:
+        return False
+    return webhook or (last_poll_at is not None and now - last_poll_at < POLL_FRESH_S)
+
+
 async def touch_health_file(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Mark the bot healthy (HEALTH_FILE) while updates arrive and Redis answers (a job)."""
     d = deps(context)
-    updater, bot = context.application.updater, context.bot
-    last_poll = getattr(bot, "last_poll_at", None)
-    receiving = d.settings.webhook_url is not None or (
-        last_poll is not None and time.monotonic() - last_poll < POLL_FRESH_S
+    updater = context.application.updater
+    receiving = receiving_updates(
+        webhook=d.settings.webhook_url is not None,
+        updater_running=updater is not None and updater.running,
+        last_poll_at=getattr(context.bot, "last_poll_at", None),
+        now=time.monotonic(),
     )
-    if updater is not None and updater.running and receiving and await d.queue.ping():
+    if receiving and await d.queue.ping():
         d.settings.health_file.touch()
 
 
@@ -190,6 +205,6 @@ def build_app(settings: BotSettings, queue: ScreeningQueue | None = None) -> App
         jobs.run_repeating(clinicians.announce_pending, interval=10, first=10)
         jobs.run_repeating(clinicians.follow_up_pending, interval=30, first=30)
     if settings.health_file is not None:
-        jobs.run_repeating(touch_health_file, interval=5, first=1)
+        jobs.run_repeating(touch_health_file, interval=HEALTH_TOUCH_EVERY_S, first=1)
     jobs.run_repeating(purge_expired, interval=dt.timedelta(days=1), first=0)
     return application

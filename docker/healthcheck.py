@@ -2,7 +2,7 @@
 
     python -I -S /app/healthcheck.py MAX_AGE_S
 
-The bot touches $HEALTH_FILE at least every 10 s while it polls Telegram (or serves its webhook)
+The bot touches $HEALTH_FILE every 5 s while it polls Telegram (or serves its webhook)
 and Redis answers; a worker at least every 5 s while its model is loaded and its heartbeat reaches
 Redis. So a file younger than MAX_AGE_S means "can do its job"; a missing or stale one means not
 ready yet, or stuck. The process decides what healthy means and this only reads a time stamp:

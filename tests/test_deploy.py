@@ -98,7 +98,7 @@ def test_every_service_has_a_health_check(service):
     assert _seconds(check["start_period"]) > 0
 
 
-@pytest.mark.parametrize(("service", "touch_every_s", "load_s"), [("bot", 10, 5), ("worker", 5, 10)])
+@pytest.mark.parametrize(("service", "touch_every_s", "load_s"), [("bot", 5, 5), ("worker", 5, 10)])
 def test_app_health_is_the_age_of_the_file_the_service_touches(service, touch_every_s, load_s):
     spec = SERVICES[service]
     check = spec["healthcheck"]

@@ -161,6 +161,37 @@ def test_a_worker_that_cannot_load_its_model_says_why(redis_url, tmp_path, tag):
     assert "event=model_load_failed" in output and "does not exist" in output
 
 
+def test_a_worker_started_before_redis_waits_for_it_and_says_so(tmp_path, test_bundle_path):
+    import threading
+
+    port = free_port()
+    worker = start_worker(worker_settings(f"redis://127.0.0.1:{port}/0", test_bundle_path, "early"), "--burst")
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(worker.stdout), daemon=True)
+    reader.start()
+    server = None
+    try:
+        deadline = time.monotonic() + 180  # the model loads first (~10 s, more on a busy machine)
+        while sum("event=redis_unreachable" in line for line in lines) < 2:
+            assert worker.poll() is None, "the worker gave up while Redis was down:\n" + "".join(lines)
+            assert time.monotonic() < deadline, "no redis_unreachable lines:\n" + "".join(lines)
+            time.sleep(0.2)
+        server = start_redis(port, tmp_path)
+        worker.wait(timeout=60)  # --burst: it reaches Redis, finds the queue empty and stops
+        reader.join(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        if server is not None:
+            server.kill()
+            server.wait()
+    output = "".join(lines)
+    assert worker.returncode == 0, output
+    tries = [line for line in output.splitlines() if "event=redis_unreachable" in line]
+    assert all("retry_in_s=" in line for line in tries) and "attempt=2 retry_in_s=2" in tries[1]
+    assert "Traceback" not in output
+
+
 def test_a_worker_without_redis_url_says_why(tmp_path):
     import os
     import subprocess

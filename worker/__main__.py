@@ -4,6 +4,8 @@ Loads and warms the model bundle once, then works the RQ queue with a ScreeningW
 SimpleWorker: no fork, since a forked child hangs once TensorFlow ran in the parent). SIGTERM (or
 Ctrl-C) lets the current job finish, then exits; `--burst` drains the queue and exits. Settings
 come from the environment only (REDIS_URL, SCREENING_QUEUE, MODEL_BUNDLE, ...; see .env.example).
+Redis not answering at start is waited out (one log line per try, with the next delay), so a
+worker started before Redis, or while it restarts, is not a crash loop that reloads TensorFlow.
 Exit status: 0 after a clean stop, 2 for bad settings, 3 when the model cannot be loaded.
 """
 
@@ -13,6 +15,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 
 import redis
 from pydantic import ValidationError
@@ -27,6 +30,7 @@ log = logging.getLogger("worker")
 LOG_FORMAT = "ts=%(asctime)s level=%(levelname)s logger=%(name)s pid=%(process)d msg=%(message)s"
 EXIT_BAD_SETTINGS = 2
 EXIT_MODEL_NOT_LOADED = 3
+REDIS_WAIT_MAX_S = 30.0
 
 
 def connect(url: str) -> redis.Redis:
@@ -38,6 +42,21 @@ def connect(url: str) -> redis.Redis:
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         health_check_interval=30,
     )
+
+
+def wait_for_redis(connection: redis.Redis) -> None:
+    """Ping until Redis answers, waiting 1 s, then twice as long each try (at most 30 s)."""
+    delay, attempt = 1.0, 1
+    while True:
+        try:
+            connection.ping()
+            return
+        except (redis.ConnectionError, redis.TimeoutError) as exc:  # AuthenticationError included
+            log.warning(
+                "event=redis_unreachable attempt=%d retry_in_s=%.0f error=%s", attempt, delay, type(exc).__name__
+            )
+        time.sleep(delay)
+        delay, attempt = min(2 * delay, REDIS_WAIT_MAX_S), attempt + 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - any failure to load is reported the same way
         log.error("event=model_load_failed bundle=%s error=%s", settings.model_bundle, exc)
         return EXIT_MODEL_NOT_LOADED
-    run_worker(settings, connect(settings.redis_url), burst=args.burst, name=args.name,
-               logging_level=settings.log_level.upper())
+    connection = connect(settings.redis_url)
+    wait_for_redis(connection)
+    run_worker(settings, connection, burst=args.burst, name=args.name, logging_level=settings.log_level.upper())
     return 0
 
 

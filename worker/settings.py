@@ -11,6 +11,8 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from model.settings import ModelSettings
 from worker.contract import DEFAULT_QUEUE, DEFAULT_RESULTS_STREAM
 
+HEALTH_TOUCH_EVERY_S = 5.0
+
 
 class WorkerSettings(ModelSettings):
     """How a worker takes photos from the queue and publishes outcomes. Every field is an
@@ -49,5 +51,6 @@ class WorkerSettings(ModelSettings):
 
     @property
     def housekeeping_period_s(self) -> float:
-        """Heartbeats come at least three times per liveness TTL."""
-        return min(self.liveness_ttl_s / 3, self.sweep_interval_s)
+        """Heartbeats come at least three times per liveness TTL, and the health file is touched
+        at least every HEALTH_TOUCH_EVERY_S (the container's check allows 15 s)."""
+        return min(self.liveness_ttl_s / 3, self.sweep_interval_s, HEALTH_TOUCH_EVERY_S)
