@@ -15,12 +15,12 @@ import argparse
 import logging
 import os
 import sys
-import time
 
 import redis
 from pydantic import ValidationError
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
+from tenacity import Retrying, retry_if_exception_type, wait_exponential
 
 from worker import jobs
 from worker.runner import run_worker
@@ -46,17 +46,19 @@ def connect(url: str) -> redis.Redis:
 
 def wait_for_redis(connection: redis.Redis) -> None:
     """Ping until Redis answers, waiting 1 s, then twice as long each try (at most 30 s)."""
-    delay, attempt = 1.0, 1
-    while True:
-        try:
+    # AuthenticationError is a ConnectionError: a wrong password is waited out and logged too.
+    for attempt in Retrying(
+        wait=wait_exponential(multiplier=1, max=REDIS_WAIT_MAX_S),
+        retry=retry_if_exception_type((redis.ConnectionError, redis.TimeoutError)),
+        before_sleep=lambda state: log.warning(
+            "event=redis_unreachable attempt=%d retry_in_s=%.0f error=%s",
+            state.attempt_number,
+            state.next_action.sleep,
+            type(state.outcome.exception()).__name__,
+        ),
+    ):
+        with attempt:
             connection.ping()
-            return
-        except (redis.ConnectionError, redis.TimeoutError) as exc:  # AuthenticationError included
-            log.warning(
-                "event=redis_unreachable attempt=%d retry_in_s=%.0f error=%s", attempt, delay, type(exc).__name__
-            )
-        time.sleep(delay)
-        delay, attempt = min(2 * delay, REDIS_WAIT_MAX_S), attempt + 1
 
 
 def main(argv: list[str] | None = None) -> int:
