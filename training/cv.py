@@ -1,5 +1,7 @@
 """The study: audit the data, cross-validate backbones, pick the operating point, export a bundle.
 
+    python -m training.cv evaluate-bundle --bundle DIR --data DIR [DIR ...] [--out DIR]
+
     python -m training.cv --data DIR --out DIR [--backbones mobilenet_v2_035,...]
         [--weights imagenet|none|FILE] [--weights-dir DIR] [--folds 10] [--positive-class mpox]
         [--target-sensitivity 0.95] [--quantization int8] [--export-backbone NAME]
@@ -164,6 +166,11 @@ def write_config(args, out: Path, extra: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["evaluate-bundle"]:
+        from training.bundle_eval import main as evaluate_bundle_main
+
+        return evaluate_bundle_main(argv[1:])
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
