@@ -5,15 +5,17 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import shlex
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.bundles import SHARED_DATA, SHARED_WEIGHTS
-from training import study
+from training import crossval
 from training.backbones import get_backbone
+from training.crossval import StudyInputs, run_folds
 from training.features import Embeddings
-from training.study import StudyInputs, run_folds
 from training.train import HeadConfig, group_splits
 
 pytestmark = pytest.mark.timeout(600)
@@ -33,7 +35,7 @@ def quick_run(tmp_path_factory):
 
 
 def test_quick_run_writes_every_output(quick_run):
-    for name in ("results.csv", "summary.md", "summary.json", "config.json", "audit.md",
+    for name in ("results.csv", "summary.md", "summary.json", "config.json", "run.json", "audit.md",
                  "folds.png", "confusion_matrix.png", "roc.png", "gallery.png"):
         assert (quick_run / name).is_file() and (quick_run / name).stat().st_size > 0, name
     with (quick_run / "results.csv").open() as handle:
@@ -49,8 +51,17 @@ def test_quick_run_writes_every_output(quick_run):
     assert summary["operating_points"]["mobilenet_v2_035"]["threshold_basis"] == "served model"
     baseline = summary["reference_baseline"]
     assert {"group_folds_accuracy", "float_group_folds_accuracy", "float_ordinary_5_fold_accuracy"} <= set(baseline)
+    # config.json is the StudyConfig itself: it rebuilds the same configuration
+    from training.config import StudyConfig
+    from training.cv import parse_config
+
     config = json.loads((quick_run / "config.json").read_text())
-    assert config["folds_used"] == 3 and "tensorflow" in " ".join(config["packages"])
+    assert config["folds"] == 3 and config["input_size"] == 160 and config["data"] == [str(SHARED_DATA)]
+    assert StudyConfig(**{**config, "data": tuple(map(Path, config["data"])), "out": Path(config["out"]),
+                          "weights_dir": Path(config["weights_dir"]), "backbones": tuple(config["backbones"])}
+                       ) == parse_config(shlex.split(config["command"])[3:])
+    run = json.loads((quick_run / "run.json").read_text())
+    assert run["folds_used"] == 3 and "tensorflow" in " ".join(run["packages"])
 
 
 def test_audit_finds_the_same_lesion_photos_in_shared_data(quick_run):
@@ -103,8 +114,8 @@ def test_resume_skips_finished_folds_and_redoes_changed_ones(tmp_path, monkeypat
     first = run_folds(inputs, splits, tmp_path, "key-1")
     (tmp_path / "fold_02.json").unlink()  # as if interrupted during the last fold
     calls = []
-    real = study.run_fold
-    monkeypatch.setattr(study, "run_fold", lambda *a: calls.append(a[1]) or real(*a))
+    real = crossval.run_fold
+    monkeypatch.setattr(crossval, "run_fold", lambda *a: calls.append(a[1]) or real(*a))
     resumed = run_folds(inputs, splits, tmp_path, "key-1")
     assert calls == [2]
     assert [r["accuracy"] for r in resumed] == [r["accuracy"] for r in first]
@@ -130,12 +141,12 @@ def test_missing_backbone_weights_stop_with_a_clear_message(tmp_path, capsys):
 
 
 def test_several_backbones_skip_the_unavailable_ones_with_a_note(tmp_path):
-    from training.cv import parse_args, prepare_all
+    from training.cv import parse_config, prepare_all
 
-    args = parse_args(["--data", "x", "--out", "y", "--backbones", "resnet50,not_a_backbone",
-                       "--weights-dir", str(tmp_path)])
+    config = parse_config(["--data", "x", "--out", "y", "--backbones", "resnet50,not_a_backbone",
+                           "--weights-dir", str(tmp_path)])
     with pytest.raises(FileNotFoundError) as caught:
-        prepare_all(args, [], [], tmp_path)
+        prepare_all(config, [], [], tmp_path)
     notes = str(caught.value)
     assert "skipped resnet50" in notes and "skipped not_a_backbone: unknown backbone" in notes
 
@@ -150,12 +161,12 @@ def test_fine_tuned_fold_takes_its_threshold_from_frozen_inner_predictions(monke
         def predict(self, batch, verbose=0):
             return np.tile([0.25, 0.5, 0.25], (len(batch), 1))
 
-    monkeypatch.setattr(study, "build_classifier", lambda *a, **k: FineTuned())
-    monkeypatch.setattr(study, "install_head", lambda *a: None)
-    monkeypatch.setattr(study, "fine_tune", lambda *a, **k: {})
+    monkeypatch.setattr(crossval, "build_classifier", lambda *a, **k: FineTuned())
+    monkeypatch.setattr(crossval, "install_head", lambda *a: None)
+    monkeypatch.setattr(crossval, "fine_tune", lambda *a, **k: {})
     inputs = dataclasses.replace(_synthetic_inputs(), fine_tune_layers=2)
     train, test = group_splits(inputs.labels, inputs.groups, 3, 0)[0]
-    row = study.run_fold(inputs, 0, train, test)
+    row = crossval.run_fold(inputs, 0, train, test)
     frozen = fit_head(inputs.embeddings, inputs.labels, inputs.groups, train, 3, inputs.head, inputs.seed)
     expected = operating_threshold(
         inputs.threshold_rule, inputs.labels[train] == 1, frozen.inner_probabilities[:, 1], 0.95)
@@ -170,7 +181,7 @@ def test_fold_scores_each_photo_on_the_mean_over_its_classifier_views(augmentati
     inputs = _synthetic_inputs()
     inputs = dataclasses.replace(inputs, head=dataclasses.replace(inputs.head, view_averaging=augmentation))
     train, test = group_splits(inputs.labels, inputs.groups, 3, 0)[0]
-    row = study.run_fold(inputs, 0, train, test)
+    row = crossval.run_fold(inputs, 0, train, test)
     fitted = fit_head(inputs.embeddings, inputs.labels, inputs.groups, train, 3, inputs.head, inputs.seed)
     own = probabilities(fitted.model, inputs.embeddings.plain[test], 3)
     mirrored = probabilities(fitted.model, inputs.embeddings.mirrored[test], 3)

@@ -110,3 +110,29 @@ def test_evaluate_bundle_counts_every_photo_of_every_source(positive_bundle_path
     for row in rows.values():
         served = row["served_mpox_caught"]["hits"] + row["served_not_mpox_called_mpox"]["hits"]
         assert served + row["refused"]["hits"] == row["refused"]["total"]
+
+
+def test_leave_one_source_out_scores_each_source_at_thresholds_never_chosen_on_it():
+    from training.crosssource import cross_source_figures, source_splits
+
+    sources = np.array(["a"] * 6 + ["b"] * 6 + ["looks"] * 4)
+    splits = source_splits(sources, ("a", "b", "looks"))
+    assert [sorted(set(sources[test])) for _, test in splits] == [["a"], ["b"], ["looks"]]
+    assert all(not set(train) & set(test) for train, test in splits)
+    is_mpox = np.array([1, 1, 1, 0, 0, 0] * 2 + [0] * 4, bool)
+    # source a's mpox photos score low: a threshold chosen on a itself would catch them, one
+    # chosen on the other sources (whose mpox photos score high) misses them
+    p = np.array([0.30, 0.35, 0.40, 0.1, 0.2, 0.05, 0.9, 0.8, 0.85, 0.1, 0.3, 0.2, 0.5, 0.6, 0.1, 0.2])
+    rows = [{"test_index": test.tolist(), "threshold": 0.5} for _, test in splits]
+    classes = ["mpox"] * 3 + ["normal"] * 3 + ["mpox"] * 3 + ["normal"] * 3 + ["herpes", "herpes", "acne", "acne"]
+    result = cross_source_figures("m", rows, ("a", "b", "looks"), is_mpox, p, classes, "empirical", 1.0, 0.5)
+    a_fold, b_fold, looks_fold = result.at_fold_threshold
+    assert (a_fold.sensitivity.hits, b_fold.sensitivity.hits) == (0, 3)  # fold threshold 0.5
+    assert looks_fold.called_mpox.hits == 2 and looks_fold.called_mpox_by_class["herpes"].hits == 2
+    a_other = result.at_other_sources_threshold[0]
+    assert a_other.threshold == pytest.approx(0.8)  # the lowest mpox score of b, the only other source with mpox
+    assert a_other.sensitivity.hits == 0
+    assert result.threshold == pytest.approx(0.30)  # every mpox photo, pooled
+    assert result.sensitivity == 1 and result.specificity == pytest.approx(7 / 10)  # 0.3, 0.5, 0.6 called
+    assert result.sensitivity_at_in_source_threshold == pytest.approx(3 / 6)
+    assert result.specificity_at_in_source_threshold == pytest.approx(8 / 10)
