@@ -188,3 +188,59 @@ def test_fold_scores_each_photo_on_the_mean_over_its_classifier_views(augmentati
     expected = (own + mirrored) / 2 if augmentation == "mirror" else own
     assert np.allclose(row["probabilities"], expected)
     assert not np.allclose(own, mirrored)
+
+
+@pytest.fixture(scope="module")
+def sources_run(tmp_path_factory):
+    """A quick study of three small real sources (one without mpox) and two backbones."""
+    shared = SHARED_DATA.parent
+    needed = [shared / "msld-v1", shared / "dermnet-lookalikes", SHARED_WEIGHTS.parent / "mobilenet_7_5_192_tf_no_top.h5"]
+    if not SHARED_DATA.is_dir() or not SHARED_WEIGHTS.is_file() or not all(p.exists() for p in needed):
+        pytest.skip("shared photos or weights are not present")
+    from training.cv import main
+
+    root = tmp_path_factory.mktemp("sources")
+    picks = {"web": {"mpox": SHARED_DATA / "mpox", "normal": SHARED_DATA / "normal"},
+             "msld": {"mpox": shared / "msld-v1" / "mpox", "others": shared / "msld-v1" / "others"},
+             "looks": {"Herpes_simplex": shared / "dermnet-lookalikes" / "Herpes_simplex",
+                       "Acne_vulgaris": shared / "dermnet-lookalikes" / "Acne_vulgaris"}}
+    for source, classes in picks.items():
+        for name, folder in classes.items():
+            (root / source / name).mkdir(parents=True)
+            for path in sorted(folder.iterdir())[:8]:  # msld: M01_01..04 are one patient
+                (root / source / name / path.name).write_bytes(path.read_bytes())
+    out = root / "run"
+    code = main(["--data", *(str(root / s) for s in picks), "--out", str(out),
+                 "--weights-dir", str(SHARED_WEIGHTS.parent), "--backbones", "mobilenet_v2_035,mobilenet_v1_075",
+                 "--quick", "--no-served-check", "--seed", "0"])
+    assert code == 0
+    return out
+
+
+def test_sources_run_holds_each_source_out_and_takes_its_threshold_from_there(sources_run):
+    summary = json.loads((sources_run / "summary.json").read_text())
+    assert summary["run"]["class_names"] == ["mpox", "not_mpox"] and summary["run"]["sources"] == ["web", "msld", "looks"]
+    for backbone in ("mobilenet_v2_035", "mobilenet_v1_075"):
+        cross = summary["leave_source_out"][backbone]
+        figures = {f["source"]: f for f in cross["at_fold_threshold"]}
+        assert {s: (f["sensitivity"]["total"], f["specificity"]["total"]) for s, f in figures.items()} == {
+            "web": (8, 8), "msld": (8, 8), "looks": (0, 16)}
+        assert figures["looks"]["auc"] is None and set(figures["looks"]["called_mpox_by_class"]) == {
+            "Herpes_simplex", "Acne_vulgaris"}
+        point = summary["operating_points"][backbone]
+        assert point["positive_threshold"] == pytest.approx(cross["threshold"])
+        assert "leave-one-source-out" in point["threshold_basis"] and "in_source" in point
+    from model import load_bundle
+
+    manifest = load_bundle(sources_run / "bundle").manifest
+    assert manifest.thresholds.positive == pytest.approx(summary["operating_points"]["mobilenet_v2_035"]["positive_threshold"])
+    assert {"held_out_web", "held_out_msld", "held_out_looks"} <= set(manifest.metrics)
+    groups = [set(g) for g in summary["audit"]["duplicate_groups"]]
+    assert any({"msld/mpox/M01_01.jpg", "msld/mpox/M01_04.jpg"} <= g for g in groups)  # one patient, one group
+    compared = {row["backbone"]: row for row in summary["comparison"]}
+    assert set(compared) == {"mobilenet_v2_035", "mobilenet_v1_075"}
+    assert all(0.1 < row["int8_size_mb"] < 5 and row["int8_latency_ms"] > 0 for row in compared.values())
+    assert compared["mobilenet_v1_075"]["int8_size_mb"] > compared["mobilenet_v2_035"]["int8_size_mb"]
+    text = (sources_run / "summary.md").read_text()
+    assert "## Leave one source out" in text and "## Backbones compared" in text
+    assert (sources_run / "comparison.png").stat().st_size > 0

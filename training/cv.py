@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from training.audit import (
     EMBEDDING_MIN_COSINE,
@@ -107,7 +108,7 @@ def decode_all(records) -> tuple[list, list, list[tuple[str, str]]]:
     from model.errors import ImageRejected
 
     kept, images, unreadable = [], [], []
-    for record in records:
+    for record in tqdm(records, desc="decoding photos", unit="photo", leave=False, disable=len(records) < 100):
         try:
             images.append(read_image(record.path))
             kept.append(record)
@@ -153,7 +154,7 @@ def prepare_all(config: StudyConfig, records, images, cache_dir: Path) -> tuple[
     """Every requested backbone that can run; notes for the ones skipped."""
     names = config.backbones
     prepared, notes = {}, []
-    for name in names:
+    for name in tqdm(names, desc="backbones: embeddings", unit="backbone", disable=len(names) < 2):
         try:
             prepared[name] = prepare_backbone(name, config, records, images, cache_dir)
         except (ValueError, FileNotFoundError) as exc:

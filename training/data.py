@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageEnhance
+from tqdm.auto import tqdm
 
 from model.errors import ImageRejected
 from model.imaging import decode_image
@@ -217,7 +218,8 @@ def load_pixels(
     width, height = size
     plain = np.zeros((len(images), height, width, 3), np.uint8)
     augmented = np.zeros((len(images), copies, height, width, 3), np.uint8)
-    for i, image in enumerate(images):
+    for i, image in enumerate(tqdm(images, desc=f"photos to {width}x{height} px (+{copies} augmented)", unit="photo",
+                                   leave=False, disable=len(images) < 100)):
         plain[i] = prepare_pixels(image, size)
         rng = np.random.default_rng([seed, i])
         for k in range(copies):

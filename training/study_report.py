@@ -16,8 +16,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from model.bundle import BundleManifest, Thresholds
-from model.preprocess import ViewAveraging
+from model.preprocess import ViewAveraging, normalise
 from training.audit import AuditReport, audit_markdown
+from training.comparison import (
+    BackboneComparison,
+    comparison_markdown,
+    plot_comparison,
+    pooled_auc,
+    served_cost,
+)
 from training.config import StudyConfig
 from training.crosssource import (
     CrossSource,
@@ -28,7 +35,12 @@ from training.crosssource import (
 from training.crossval import StudyInputs, fit_final, out_of_fold, run_folds
 from training.evaluate import mean_std, operating_threshold, rates_at, threshold_for_specificity
 from training.export import convert_to_tflite, export_bundle, with_embedding_output
-from training.quantize import keras_view_probabilities, quantization_markdown, quantization_study
+from training.quantize import (
+    calibration_batches,
+    keras_view_probabilities,
+    quantization_markdown,
+    quantization_study,
+)
 from training.report import plot_confusion, plot_folds, plot_roc, summary_table, write_results_csv
 from training.run_info import git_sha, utc_now
 from training.train import baseline_accuracies, group_splits, view_probabilities
@@ -337,12 +349,24 @@ def _cross_source_metrics(result: CrossSource) -> dict:
     return metrics
 
 
+def _compare(config: StudyConfig, name: str, prep, num_classes: int, stats: dict, rows: list[dict],
+             cross: CrossSource | None, is_mpox: np.ndarray, held_out_probabilities: np.ndarray | None,
+             positive: int) -> BackboneComparison:
+    """One backbone's row of the comparison (one conversion as served, for its size and speed)."""
+    calibration = calibration_batches(prep.pixels, prep.augmented, prep.spec.normalisation, limit=64)
+    sample = normalise(prep.pixels[:1], prep.spec.normalisation)
+    cost = served_cost(prep.spec, prep.weights, num_classes, config.quantization, calibration, sample)
+    auc = math.nan if held_out_probabilities is None else pooled_auc(is_mpox, held_out_probabilities[:, positive])
+    seconds = float(np.mean([row.get("training_seconds", math.nan) for row in rows]))
+    return BackboneComparison(name, stats, cross, auc, cost, seconds)
+
+
 def write_study(config: StudyConfig, data: StudyData) -> Path:
     """Run every stage after preparation and write the run folder; returns the bundle's folder."""
     out, dataset, labels, audit, prepared = config.out, data.dataset, data.labels, data.audit, data.prepared
     class_names, splits = dataset.class_names, data.splits
     positive = class_names.index(config.positive_class)
-    all_rows, stats, points, oofs, cross = [], {}, {}, {}, {}
+    all_rows, stats, points, oofs, cross, compared = [], {}, {}, {}, {}, []
     for name, prep in prepared.items():
         inputs = _inputs(config, prep, class_names, labels, audit.groups)
         rows = run_folds(inputs, splits, out / "folds" / name, _config_key(config, name, splits))
@@ -356,6 +380,7 @@ def write_study(config: StudyConfig, data: StudyData) -> Path:
         points[name] = operating_point(config, labels, served_oof if served_complete else oofs[name], positive)
         points[name]["threshold_basis"] = "served model" if served_complete else "study model"
         points[name]["served"] = served_check(labels, rows, served_oof, points[name], positive)
+        held_out_probabilities = None
         if config.several_sources:
             # A user's photos come from a source the model never saw: the operating point must
             # hold there, so it is chosen on leave-one-source-out predictions.
@@ -365,6 +390,9 @@ def write_study(config: StudyConfig, data: StudyData) -> Path:
             points[name] = operating_point(config, labels, held_out_probabilities, positive)
             points[name].update(threshold_basis=f"{in_source['threshold_basis']}, leave-one-source-out",
                                 served=in_source["served"], in_source=in_source)
+        if len(prepared) > 1:
+            compared.append(_compare(config, name, prep, len(class_names), stats[name], rows, cross.get(name),
+                                     labels == positive, held_out_probabilities, positive))
     export = config.export_backbone or next(iter(prepared))
     if export not in prepared:
         raise ValueError(f"--export-backbone {export} is not among the backbones that ran: {list(prepared)}")
@@ -394,8 +422,16 @@ def write_study(config: StudyConfig, data: StudyData) -> Path:
                "operating_points": points, "leave_source_out": {n: c.as_dict() for n, c in cross.items()},
                "quantization": quant, "quantization_held_out_photos": held_out, "reference_baseline": baseline,
                "notes": data.notes, "export_backbone": export, "bundle": str(bundle_path)}
+    if compared:
+        plot_comparison(compared, out / "comparison.png")
+        summary["comparison"] = [row.as_dict() for row in compared]
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
     cross_text = "".join(cross_source_markdown(c, config.target_sensitivity) for c in cross.values())
+    if compared:
+        cross_text = ("## Backbones compared (comparison.png)\n\n" + comparison_markdown(compared)
+                      + "\nCross-source sensitivity: each held-out source at a threshold chosen on the other sources' "
+                      "held-out predictions; look-alikes: the share of a source without mpox called mpox there.\n\n"
+                      + cross_text)
     (out / "summary.md").write_text(
         _summary_markdown(config, dataset, audit, stats, points, quant, held_out, data.notes, export, len(splits),
                           baseline, cross_text)
