@@ -136,3 +136,12 @@ def test_leave_one_source_out_scores_each_source_at_thresholds_never_chosen_on_i
     assert result.sensitivity == 1 and result.specificity == pytest.approx(7 / 10)  # 0.3, 0.5, 0.6 called
     assert result.sensitivity_at_in_source_threshold == pytest.approx(3 / 6)
     assert result.specificity_at_in_source_threshold == pytest.approx(8 / 10)
+
+
+def test_sensitivity_at_the_specificity_floor_is_a_point_of_the_sources_roc():
+    is_mpox = np.array([1] * 5 + [0] * 10, bool)
+    p = np.array([0.9, 0.8, 0.5, 0.3, 0.1] + [0.05 * k for k in range(10)])  # others 0 .. 0.45
+    figures = source_figures("s", is_mpox, p, 0.95)
+    # 8 of 10 others (0 .. 0.35) must stay below: the threshold sits just above 0.35
+    assert (figures.sensitivity_at_floor.hits, figures.sensitivity_at_floor.total) == (3, 5)
+    assert source_figures("looks", np.zeros(3, bool), np.array([0.1, 0.2, 0.3]), 0.5).sensitivity_at_floor is None

@@ -95,6 +95,12 @@ def cross_source_markdown(result: CrossSource, target: float) -> str:
         f"- The in-source threshold ({result.in_source_threshold:.4f}) gives on the same predictions sensitivity "
         f"{result.sensitivity_at_in_source_threshold:.3f}, specificity {result.specificity_at_in_source_threshold:.3f}: "
         f"holding the sensitivity across sources costs {result.specificity_at_in_source_threshold - result.specificity:+.3f} "
-        "specificity (positive: specificity lost).", "",
+        "specificity (positive: specificity lost).",
     ]
+    if result.specificity < 0.5:
+        lines.append(
+            f"- **No useful threshold holds sensitivity {target} across sources here**: on sources it never saw, "
+            "enough mpox photos get P(mpox) near 0 that the threshold reaching it calls most other photos mpox. "
+            "Judge this model by the per-source tables above, not by this operating point.")
+    lines.append("")
     return "\n".join(lines)

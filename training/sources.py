@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from training.evaluate import wilson_interval
+from training.evaluate import threshold_for_specificity, wilson_interval
+
+# The issue's bar: mpox sensitivity where the threshold keeps specificity at or above this.
+SPECIFICITY_FLOOR = 0.80
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,9 @@ class SourceFigures:
     specificity: Rate  # other photos below it
     # other photos called mpox, by the source's own class (the look-alike conditions)
     called_mpox_by_class: dict[str, Rate] = field(default_factory=dict)
+    # mpox photos caught at the lowest threshold keeping this source's specificity >= SPECIFICITY_FLOOR:
+    # a point of its ROC curve (the threshold is set on the source itself), like AUC a ranking figure
+    sensitivity_at_floor: Rate | None = None
 
     @property
     def called_mpox(self) -> Rate:
@@ -65,6 +71,8 @@ class SourceFigures:
             "sensitivity": self.sensitivity.as_dict(), "specificity": self.specificity.as_dict(),
             "not_mpox_called_mpox": self.called_mpox.as_dict(),
             "called_mpox_by_class": {name: rate.as_dict() for name, rate in self.called_mpox_by_class.items()},
+            "sensitivity_at_specificity_floor": None if self.sensitivity_at_floor is None else {
+                "specificity_floor": SPECIFICITY_FLOOR, **self.sensitivity_at_floor.as_dict()},
         }
 
 
@@ -76,6 +84,10 @@ def source_figures(source: str, is_mpox: np.ndarray, mpox_probability: np.ndarra
     called = np.asarray(mpox_probability) >= threshold
     both = is_mpox.any() and (~is_mpox).any()
     auc = float(roc_auc_score(is_mpox, mpox_probability)) if both else math.nan
+    at_floor = None
+    if both:
+        floor = threshold_for_specificity(is_mpox, mpox_probability, SPECIFICITY_FLOOR)
+        at_floor = Rate(int((np.asarray(mpox_probability)[is_mpox] >= floor).sum()), int(is_mpox.sum()))
     by_class = {}
     if classes is not None:
         negatives = Counter(c for c, positive in zip(classes, is_mpox, strict=True) if not positive)
@@ -85,7 +97,7 @@ def source_figures(source: str, is_mpox: np.ndarray, mpox_probability: np.ndarra
         source=source, threshold=float(threshold), auc=auc,
         sensitivity=Rate(int(called[is_mpox].sum()), int(is_mpox.sum())),
         specificity=Rate(int((~called[~is_mpox]).sum()), int((~is_mpox).sum())),
-        called_mpox_by_class=by_class,
+        called_mpox_by_class=by_class, sensitivity_at_floor=at_floor,
     )
 
 
@@ -93,13 +105,14 @@ def figures_table(rows: list[SourceFigures]) -> str:
     """A Markdown table: one row per source."""
     lines = [
         "| source | AUC | mpox sensitivity [95 % CI] (caught/mpox photos) | specificity [95 % CI] (right/other photos) "
-        "| other photos called mpox |",
-        "|---|---|---|---|---|",
+        f"| other photos called mpox | sensitivity at specificity >= {SPECIFICITY_FLOOR:.2f} (ROC point) |",
+        "|---|---|---|---|---|---|",
     ]
     for row in rows:
         auc = "n/a (one class)" if math.isnan(row.auc) else f"{row.auc:.3f}"
+        floor = "n/a" if row.sensitivity_at_floor is None else row.sensitivity_at_floor.text()
         lines.append(f"| {row.source} | {auc} | {row.sensitivity.text()} | {row.specificity.text()} "
-                     f"| {row.called_mpox.text()} |")
+                     f"| {row.called_mpox.text()} | {floor} |")
     return "\n".join(lines) + "\n"
 
 
