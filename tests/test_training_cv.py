@@ -235,6 +235,8 @@ def test_sources_run_holds_each_source_out_and_takes_its_threshold_from_there(so
     manifest = load_bundle(sources_run / "bundle").manifest
     assert manifest.thresholds.positive == pytest.approx(summary["operating_points"]["mobilenet_v2_035"]["positive_threshold"])
     assert {"held_out_web", "held_out_msld", "held_out_looks"} <= set(manifest.metrics)
+    by_source = {f["source"]: f for f in summary["in_source_by_source"]["mobilenet_v2_035"]}
+    assert by_source["looks"]["not_mpox_called_mpox"]["total"] == 16 and by_source["web"]["sensitivity"]["total"] == 8
     groups = [set(g) for g in summary["audit"]["duplicate_groups"]]
     assert any({"msld/mpox/M01_01.jpg", "msld/mpox/M01_04.jpg"} <= g for g in groups)  # one patient, one group
     compared = {row["backbone"]: row for row in summary["comparison"]}

@@ -43,6 +43,7 @@ from training.quantize import (
 )
 from training.report import plot_confusion, plot_folds, plot_roc, summary_table, write_results_csv
 from training.run_info import git_sha, utc_now
+from training.sources import SourceFigures, figures_table, source_figures
 from training.train import baseline_accuracies, group_splits, view_probabilities
 from training.typicality import (
     evaluate_bundle,
@@ -338,6 +339,19 @@ def leave_source_out(config: StudyConfig, inputs: StudyInputs, data: StudyData, 
     return figures, rows, probabilities
 
 
+def in_source_by_source(data: StudyData, out_of_fold_probabilities: np.ndarray, positive: int,
+                        threshold: float) -> list[SourceFigures]:
+    """In-source CV split by source, at the in-source threshold: what the model does on photos of
+    sources it trained on (look-alikes included), to set beside leave-one-source-out."""
+    classes = np.array([r.source_label for r in data.records])
+    figures = []
+    for name in data.dataset.sources:
+        index = np.flatnonzero(data.sources == name)
+        figures.append(source_figures(name, data.labels[index] == positive, out_of_fold_probabilities[index, positive],
+                                      threshold, list(classes[index])))
+    return figures
+
+
 def _cross_source_metrics(result: CrossSource) -> dict:
     """The bundle's leave-one-source-out figures, one entry per held-out source."""
     metrics = {}
@@ -366,7 +380,7 @@ def write_study(config: StudyConfig, data: StudyData) -> Path:
     out, dataset, labels, audit, prepared = config.out, data.dataset, data.labels, data.audit, data.prepared
     class_names, splits = dataset.class_names, data.splits
     positive = class_names.index(config.positive_class)
-    all_rows, stats, points, oofs, cross, compared = [], {}, {}, {}, {}, []
+    all_rows, stats, points, oofs, cross, compared, by_source = [], {}, {}, {}, {}, [], {}
     for name, prep in prepared.items():
         inputs = _inputs(config, prep, class_names, labels, audit.groups)
         rows = run_folds(inputs, splits, out / "folds" / name, _config_key(config, name, splits))
@@ -387,6 +401,8 @@ def write_study(config: StudyConfig, data: StudyData) -> Path:
             cross[name], _, held_out_probabilities = leave_source_out(
                 config, inputs, data, points[name]["positive_threshold"])
             in_source = points[name]
+            by_source[name] = in_source_by_source(
+                data, served_oof if served_complete else oofs[name], positive, in_source["positive_threshold"])
             points[name] = operating_point(config, labels, held_out_probabilities, positive)
             points[name].update(threshold_basis=f"{in_source['threshold_basis']}, leave-one-source-out",
                                 served=in_source["served"], in_source=in_source)
@@ -425,13 +441,19 @@ def write_study(config: StudyConfig, data: StudyData) -> Path:
     if compared:
         plot_comparison(compared, out / "comparison.png")
         summary["comparison"] = [row.as_dict() for row in compared]
+    summary["in_source_by_source"] = {name: [f.as_dict() for f in figures] for name, figures in by_source.items()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
     cross_text = "".join(cross_source_markdown(c, config.target_sensitivity) for c in cross.values())
+    for name, figures in by_source.items():
+        cross_text += (f"### {name}, in-source CV by source (every source in training; threshold "
+                       f"{points[name]['in_source']['positive_threshold']:.4f} from in-source out-of-fold predictions)\n\n"
+                       + figures_table(figures) + "\n")
     if compared:
-        cross_text = ("## Backbones compared (comparison.png)\n\n" + comparison_markdown(compared)
-                      + "\nCross-source sensitivity: each held-out source at a threshold chosen on the other sources' "
-                      "held-out predictions; look-alikes: the share of a source without mpox called mpox there.\n\n"
-                      + cross_text)
+        cross_text += ("## Backbones compared (comparison.png)\n\n" + comparison_markdown(compared)
+                       + "\nIn-source: mean ± std over folds. Held-out source: the model trained on the other "
+                       "sources, its AUC and its sensitivity at specificity >= 0.80 on that source (a point of the "
+                       "source's ROC curve). Look-alikes: share of the source without mpox called mpox at the fold's "
+                       "threshold. int8: the backbone with its head converted as served, one LiteRT call, one thread.\n\n")
     (out / "summary.md").write_text(
         _summary_markdown(config, dataset, audit, stats, points, quant, held_out, data.notes, export, len(splits),
                           baseline, cross_text)
