@@ -34,7 +34,7 @@ def timed(label: str, timings: dict, call):
 
 
 def folds_seconds(spec, embeddings, labels, groups, folds: int, copies: int) -> float:
-    from training.study import StudyInputs, run_folds
+    from training.crossval import StudyInputs, run_folds
     from training.train import HeadConfig, group_splits
 
     empty = np.zeros((len(labels), 1, 1, 3), np.uint8)

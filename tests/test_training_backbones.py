@@ -5,6 +5,7 @@ the light ones after a .keras round trip. Built with weights=None at small input
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,14 +17,14 @@ pytestmark = pytest.mark.timeout(300)
 
 # keras.applications module holding each constructor's preprocess_input
 PREPROCESS_MODULE = {
-    "MobileNetV2": "mobilenet_v2", "MobileNetV3Small": "mobilenet_v3", "MobileNetV3Large": "mobilenet_v3",
+    "MobileNet": "mobilenet", "MobileNetV2": "mobilenet_v2", "MobileNetV3Small": "mobilenet_v3", "MobileNetV3Large": "mobilenet_v3",
     "EfficientNetB0": "efficientnet", "ResNet50": "resnet50", "DenseNet121": "densenet", "VGG16": "vgg16",
     "InceptionV3": "inception_v3", "Xception": "xception",
 }
 SMALLEST_INPUT = {"InceptionV3": 75, "Xception": 71}  # Keras' minimum sizes; 32 px elsewhere
 HEAVY = {"vgg16", "resnet50", "densenet121", "inception_v3", "xception"}  # no Grad-CAM run (time)
 # one per family: alpha does not change the architecture's layout
-FAMILIES = ["mobilenet_v2_035", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", *sorted(HEAVY)]
+FAMILIES = ["mobilenet_v1_075", "mobilenet_v2_035", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", *sorted(HEAVY)]
 
 
 def test_every_family_is_registered_and_unknown_names_are_refused():
@@ -98,3 +99,18 @@ def test_resolve_weights_file_and_weights_dir(tmp_path):
     assert spec.weights_file in str(missing.value) and "--weights" in str(missing.value)
     (tmp_path / spec.weights_file).write_bytes(b"h5")
     assert resolve_weights(spec, "imagenet", tmp_path) == str(tmp_path / spec.weights_file)
+
+
+def test_every_backbone_of_the_shared_weights_loads_them(tmp_path):
+    """The comparison's five backbones: each spec names its file in ../shared/weights, which loads."""
+    from training.backbones import SHARED_WEIGHTS_BACKBONES
+
+    folder = Path(__file__).resolve().parent.parent.parent / "shared" / "weights"
+    if not folder.is_dir():
+        pytest.skip("../shared/weights is not present")
+    for name in SHARED_WEIGHTS_BACKBONES:
+        spec = get_backbone(name)
+        weights = resolve_weights(spec, "imagenet", folder)
+        model = build_classifier(spec, 2, weights=weights)
+        assert model.input_shape[1:3] == (spec.input_size, spec.input_size)
+        assert model.get_layer("features").output.shape[-1] > 100, name

@@ -5,15 +5,17 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import shlex
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.bundles import SHARED_DATA, SHARED_WEIGHTS
-from training import study
+from training import crossval
 from training.backbones import get_backbone
+from training.crossval import StudyInputs, run_folds
 from training.features import Embeddings
-from training.study import StudyInputs, run_folds
 from training.train import HeadConfig, group_splits
 
 pytestmark = pytest.mark.timeout(600)
@@ -33,7 +35,7 @@ def quick_run(tmp_path_factory):
 
 
 def test_quick_run_writes_every_output(quick_run):
-    for name in ("results.csv", "summary.md", "summary.json", "config.json", "audit.md",
+    for name in ("results.csv", "summary.md", "summary.json", "config.json", "run.json", "audit.md",
                  "folds.png", "confusion_matrix.png", "roc.png", "gallery.png"):
         assert (quick_run / name).is_file() and (quick_run / name).stat().st_size > 0, name
     with (quick_run / "results.csv").open() as handle:
@@ -49,8 +51,17 @@ def test_quick_run_writes_every_output(quick_run):
     assert summary["operating_points"]["mobilenet_v2_035"]["threshold_basis"] == "served model"
     baseline = summary["reference_baseline"]
     assert {"group_folds_accuracy", "float_group_folds_accuracy", "float_ordinary_5_fold_accuracy"} <= set(baseline)
+    # config.json is the StudyConfig itself: it rebuilds the same configuration
+    from training.config import StudyConfig
+    from training.cv import parse_config
+
     config = json.loads((quick_run / "config.json").read_text())
-    assert config["folds_used"] == 3 and "tensorflow" in " ".join(config["packages"])
+    assert config["folds"] == 3 and config["input_size"] == 160 and config["data"] == [str(SHARED_DATA)]
+    assert StudyConfig(**{**config, "data": tuple(map(Path, config["data"])), "out": Path(config["out"]),
+                          "weights_dir": Path(config["weights_dir"]), "backbones": tuple(config["backbones"])}
+                       ) == parse_config(shlex.split(config["command"])[3:])
+    run = json.loads((quick_run / "run.json").read_text())
+    assert run["folds_used"] == 3 and "tensorflow" in " ".join(run["packages"])
 
 
 def test_audit_finds_the_same_lesion_photos_in_shared_data(quick_run):
@@ -103,8 +114,8 @@ def test_resume_skips_finished_folds_and_redoes_changed_ones(tmp_path, monkeypat
     first = run_folds(inputs, splits, tmp_path, "key-1")
     (tmp_path / "fold_02.json").unlink()  # as if interrupted during the last fold
     calls = []
-    real = study.run_fold
-    monkeypatch.setattr(study, "run_fold", lambda *a: calls.append(a[1]) or real(*a))
+    real = crossval.run_fold
+    monkeypatch.setattr(crossval, "run_fold", lambda *a: calls.append(a[1]) or real(*a))
     resumed = run_folds(inputs, splits, tmp_path, "key-1")
     assert calls == [2]
     assert [r["accuracy"] for r in resumed] == [r["accuracy"] for r in first]
@@ -130,12 +141,12 @@ def test_missing_backbone_weights_stop_with_a_clear_message(tmp_path, capsys):
 
 
 def test_several_backbones_skip_the_unavailable_ones_with_a_note(tmp_path):
-    from training.cv import parse_args, prepare_all
+    from training.cv import parse_config, prepare_all
 
-    args = parse_args(["--data", "x", "--out", "y", "--backbones", "resnet50,not_a_backbone",
-                       "--weights-dir", str(tmp_path)])
+    config = parse_config(["--data", "x", "--out", "y", "--backbones", "resnet50,not_a_backbone",
+                           "--weights-dir", str(tmp_path)])
     with pytest.raises(FileNotFoundError) as caught:
-        prepare_all(args, [], [], tmp_path)
+        prepare_all(config, [], [], tmp_path)
     notes = str(caught.value)
     assert "skipped resnet50" in notes and "skipped not_a_backbone: unknown backbone" in notes
 
@@ -150,12 +161,12 @@ def test_fine_tuned_fold_takes_its_threshold_from_frozen_inner_predictions(monke
         def predict(self, batch, verbose=0):
             return np.tile([0.25, 0.5, 0.25], (len(batch), 1))
 
-    monkeypatch.setattr(study, "build_classifier", lambda *a, **k: FineTuned())
-    monkeypatch.setattr(study, "install_head", lambda *a: None)
-    monkeypatch.setattr(study, "fine_tune", lambda *a, **k: {})
+    monkeypatch.setattr(crossval, "build_classifier", lambda *a, **k: FineTuned())
+    monkeypatch.setattr(crossval, "install_head", lambda *a: None)
+    monkeypatch.setattr(crossval, "fine_tune", lambda *a, **k: {})
     inputs = dataclasses.replace(_synthetic_inputs(), fine_tune_layers=2)
     train, test = group_splits(inputs.labels, inputs.groups, 3, 0)[0]
-    row = study.run_fold(inputs, 0, train, test)
+    row = crossval.run_fold(inputs, 0, train, test)
     frozen = fit_head(inputs.embeddings, inputs.labels, inputs.groups, train, 3, inputs.head, inputs.seed)
     expected = operating_threshold(
         inputs.threshold_rule, inputs.labels[train] == 1, frozen.inner_probabilities[:, 1], 0.95)
@@ -170,10 +181,68 @@ def test_fold_scores_each_photo_on_the_mean_over_its_classifier_views(augmentati
     inputs = _synthetic_inputs()
     inputs = dataclasses.replace(inputs, head=dataclasses.replace(inputs.head, view_averaging=augmentation))
     train, test = group_splits(inputs.labels, inputs.groups, 3, 0)[0]
-    row = study.run_fold(inputs, 0, train, test)
+    row = crossval.run_fold(inputs, 0, train, test)
     fitted = fit_head(inputs.embeddings, inputs.labels, inputs.groups, train, 3, inputs.head, inputs.seed)
     own = probabilities(fitted.model, inputs.embeddings.plain[test], 3)
     mirrored = probabilities(fitted.model, inputs.embeddings.mirrored[test], 3)
     expected = (own + mirrored) / 2 if augmentation == "mirror" else own
     assert np.allclose(row["probabilities"], expected)
     assert not np.allclose(own, mirrored)
+
+
+@pytest.fixture(scope="module")
+def sources_run(tmp_path_factory):
+    """A quick study of three small real sources (one without mpox) and two backbones."""
+    shared = SHARED_DATA.parent
+    needed = [shared / "msld-v1", shared / "dermnet-lookalikes", SHARED_WEIGHTS.parent / "mobilenet_7_5_192_tf_no_top.h5"]
+    if not SHARED_DATA.is_dir() or not SHARED_WEIGHTS.is_file() or not all(p.exists() for p in needed):
+        pytest.skip("shared photos or weights are not present")
+    from training.cv import main
+
+    root = tmp_path_factory.mktemp("sources")
+    picks = {"web": {"mpox": SHARED_DATA / "mpox", "normal": SHARED_DATA / "normal"},
+             "msld": {"mpox": shared / "msld-v1" / "mpox", "others": shared / "msld-v1" / "others"},
+             "looks": {"Herpes_simplex": shared / "dermnet-lookalikes" / "Herpes_simplex",
+                       "Acne_vulgaris": shared / "dermnet-lookalikes" / "Acne_vulgaris"}}
+    for source, classes in picks.items():
+        for name, folder in classes.items():
+            (root / source / name).mkdir(parents=True)
+            for path in sorted(folder.iterdir())[:8]:  # msld: M01_01..04 are one patient
+                (root / source / name / path.name).write_bytes(path.read_bytes())
+    out = root / "run"
+    code = main(["--data", *(str(root / s) for s in picks), "--out", str(out),
+                 "--weights-dir", str(SHARED_WEIGHTS.parent), "--backbones", "mobilenet_v2_035,mobilenet_v1_075",
+                 "--quick", "--no-served-check", "--seed", "0"])
+    assert code == 0
+    return out
+
+
+def test_sources_run_holds_each_source_out_and_takes_its_threshold_from_there(sources_run):
+    summary = json.loads((sources_run / "summary.json").read_text())
+    assert summary["run"]["class_names"] == ["mpox", "not_mpox"] and summary["run"]["sources"] == ["web", "msld", "looks"]
+    for backbone in ("mobilenet_v2_035", "mobilenet_v1_075"):
+        cross = summary["leave_source_out"][backbone]
+        figures = {f["source"]: f for f in cross["at_fold_threshold"]}
+        assert {s: (f["sensitivity"]["total"], f["specificity"]["total"]) for s, f in figures.items()} == {
+            "web": (8, 8), "msld": (8, 8), "looks": (0, 16)}
+        assert figures["looks"]["auc"] is None and set(figures["looks"]["called_mpox_by_class"]) == {
+            "Herpes_simplex", "Acne_vulgaris"}
+        point = summary["operating_points"][backbone]
+        assert point["positive_threshold"] == pytest.approx(cross["threshold"])
+        assert "leave-one-source-out" in point["threshold_basis"] and "in_source" in point
+    from model import load_bundle
+
+    manifest = load_bundle(sources_run / "bundle").manifest
+    assert manifest.thresholds.positive == pytest.approx(summary["operating_points"]["mobilenet_v2_035"]["positive_threshold"])
+    assert {"held_out_web", "held_out_msld", "held_out_looks"} <= set(manifest.metrics)
+    by_source = {f["source"]: f for f in summary["in_source_by_source"]["mobilenet_v2_035"]}
+    assert by_source["looks"]["not_mpox_called_mpox"]["total"] == 16 and by_source["web"]["sensitivity"]["total"] == 8
+    groups = [set(g) for g in summary["audit"]["duplicate_groups"]]
+    assert any({"msld/mpox/M01_01.jpg", "msld/mpox/M01_04.jpg"} <= g for g in groups)  # one patient, one group
+    compared = {row["backbone"]: row for row in summary["comparison"]}
+    assert set(compared) == {"mobilenet_v2_035", "mobilenet_v1_075"}
+    assert all(0.1 < row["int8_size_mb"] < 5 and row["int8_latency_ms"] > 0 for row in compared.values())
+    assert compared["mobilenet_v1_075"]["int8_size_mb"] > compared["mobilenet_v2_035"]["int8_size_mb"]
+    text = (sources_run / "summary.md").read_text()
+    assert "## Leave one source out" in text and "## Backbones compared" in text
+    assert (sources_run / "comparison.png").stat().st_size > 0

@@ -4,6 +4,7 @@ Near-duplicates (the same lesion cropped, mirrored, re-encoded or resized) are f
 a perceptual hash (also against the mirrored photo) and the cosine similarity of frozen-backbone
 embeddings. Every such pair links two photos; the connected components are the photo *groups*
 that cross-validation keeps inside one fold, so a lesion is never in both train and test.
+Photos of one patient (where a source names them, `ImageRecord.patient`) join one group too.
 """
 
 from __future__ import annotations
@@ -117,14 +118,24 @@ def find_pairs(
     return pairs
 
 
-def connected_groups(count: int, pairs: list[DuplicatePair]) -> np.ndarray:
-    """Group id per photo: photos linked by any chain of duplicate pairs share one id."""
+def patient_links(patients: list[str | None]) -> list[tuple[int, int]]:
+    """(first photo, other photo) for every photo of a patient after that patient's first."""
+    first: dict[str, int] = {}
+    links = []
+    for index, patient in enumerate(patients):
+        if patient is not None:
+            links.append((first.setdefault(patient, index), index))
+    return [(a, b) for a, b in links if a != b]
+
+
+def connected_groups(count: int, pairs: list[DuplicatePair], links: list[tuple[int, int]] = ()) -> np.ndarray:
+    """Group id per photo: photos linked by any chain of duplicate pairs or `links` share one id."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    rows = [p.first for p in pairs]
-    cols = [p.second for p in pairs]
-    graph = coo_matrix((np.ones(len(pairs)), (rows, cols)), shape=(count, count))
+    rows = [p.first for p in pairs] + [a for a, _ in links]
+    cols = [p.second for p in pairs] + [b for _, b in links]
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(count, count))
     _, labels = connected_components(graph, directed=False)
     return labels.astype(np.int64)
 
@@ -153,15 +164,18 @@ def run_audit(
     digests = [file_sha256(r.path) for r in records]
     cosines = cosine_matrix(embeddings) if embeddings is not None else None
     pairs = find_pairs(digests, perceptual_hashes(images), cosines, phash_max, cosine_min)
+    # With several sources a name says which one: two sources may both have mpox/1.jpg.
+    several = len({r.source for r in records}) > 1
+    prefix = [f"{r.source}/" if several else "" for r in records]
     return AuditReport(
-        names=tuple(f"{r.path.parent.name}/{r.path.name}" for r in records),
+        names=tuple(f"{p}{r.path.parent.name}/{r.path.name}" for p, r in zip(prefix, records, strict=True)),
         labels=tuple(r.label for r in records),
-        groups=connected_groups(len(records), pairs),
+        groups=connected_groups(len(records), pairs, patient_links([r.patient for r in records])),
         pairs=tuple(pairs),
         unreadable=tuple(unreadable or ()),
         missing=tuple(missing),
         class_counts=dict(sorted(Counter(r.label for r in records).items())),
-        source_counts=dict(sorted(Counter(r.source_label for r in records).items())),
+        source_counts=dict(sorted(Counter(f"{p}{r.source_label}" for p, r in zip(prefix, records, strict=True)).items())),
         sizes=_size_summary(images),
         thresholds={"phash_max_distance": phash_max, "embedding_min_cosine": cosine_min},
     )

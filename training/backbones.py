@@ -42,12 +42,31 @@ def _mobilenet_v2(alpha: float) -> BackboneSpec:
     )
 
 
+MOBILENET_V1_ALPHA_TEXT = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}  # as keras.applications.MobileNet writes it
+
+
+def _mobilenet_v1(alpha: float, size: int) -> BackboneSpec:
+    # Names: mobilenet_v1 (alpha 1.0), mobilenet_v1_075, ...; Keras' cache names: mobilenet_7_5_192_tf_no_top.h5
+    suffix = "" if alpha == 1.0 else "_" + f"{alpha:g}".replace(".", "")
+    return BackboneSpec(
+        name=f"mobilenet_v1{suffix}",
+        constructor="MobileNet",
+        input_size=size,
+        normalisation=Normalisation.TF,
+        weights_file=f"mobilenet_{MOBILENET_V1_ALPHA_TEXT[alpha]}_{size}_tf_no_top.h5",
+        options={"alpha": alpha},
+        heatmap_layer="conv_pw_13_relu",
+    )
+
+
 BACKBONES: dict[str, BackboneSpec] = {
     spec.name: spec
     for spec in (
         _mobilenet_v2(0.35),
         _mobilenet_v2(0.5),
         _mobilenet_v2(1.0),
+        _mobilenet_v1(1.0, 224),
+        _mobilenet_v1(0.75, 192),
         BackboneSpec(
             "mobilenet_v3_small",
             "MobileNetV3Small",
@@ -102,6 +121,10 @@ BACKBONES: dict[str, BackboneSpec] = {
         ),
     )
 }
+
+
+# The backbones whose ImageNet weights ../shared/weights holds: the study's comparison.
+SHARED_WEIGHTS_BACKBONES = ("mobilenet_v2_035", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v1", "mobilenet_v1_075")
 
 
 def get_backbone(name: str) -> BackboneSpec:
@@ -160,8 +183,3 @@ def build_classifier(
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
     return keras.Model(inputs, outputs, name=f"{spec.name}_classifier")
 
-
-def backbone_layer_names(model) -> list[str]:
-    """Names of the backbone's layers (everything before the head), in order."""
-    head = {"features", "head_dropout", "predictions", "image"}
-    return [layer.name for layer in model.layers if layer.name not in head]

@@ -7,6 +7,12 @@ Two layouts are understood:
   `DIR/images/` folder. `monkeypox` becomes `mpox` and `acne_l1..3` become `acne`; the original
   diagnostic is kept as `source_label` so the audit can still count acne levels.
 
+Several folders (`load_sources`) are several sources of one study: each photo keeps its source's
+name and its own class (`source_label`), and its study class becomes the screening question,
+`mpox` or `not_mpox`, because sources name their classes differently (`Monkeypox/`, `others/`,
+`Acne_vulgaris/`) and only that question is shared by all of them. Where a source says which
+photos show one person (msld-v1's `M<patient>_<n>.jpg`), that id is kept for fold assignment.
+
 Photos are decoded with `model.imaging.decode_image` and resized with `model.preprocess`, the
 same calls the service makes, so training and serving see a photo the same way.
 """
@@ -14,11 +20,13 @@ same calls the service makes, so training and serving see a photo the same way.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageEnhance
+from tqdm.auto import tqdm
 
 from model.errors import ImageRejected
 from model.imaging import decode_image
@@ -30,6 +38,11 @@ MCSI_METADATA = "metadata.csv"
 MCSI_IMAGES = "images"
 # MCSI diagnostic values -> study class names.
 MCSI_CLASS_MAP = {"monkeypox": "mpox", "acne_l1": "acne", "acne_l2": "acne", "acne_l3": "acne"}
+# Class names that mean mpox in the sources we know (case-insensitive); every other class is not mpox.
+MPOX_CLASS_NAMES = frozenset({"mpox", "monkeypox"})
+NOT_MPOX = "not_mpox"
+# msld-v1 file names: M<patient>_<n> (mpox) and NM<patient>_<n> (others); one patient, one person.
+PATIENT_FILE_NAME = re.compile(r"^(N?M)(\d+)_\d+$", re.IGNORECASE)
 
 
 class DataError(ValueError):
@@ -41,6 +54,8 @@ class ImageRecord:
     path: Path
     label: str  # the class the study uses
     source_label: str  # as the data set names it (keeps MCSI's acne level)
+    source: str = ""  # the data set (folder name) the photo comes from
+    patient: str | None = None  # "<source>:<id>" where the source names the person photographed
 
 
 @dataclass(frozen=True)
@@ -50,9 +65,14 @@ class Dataset:
     records: tuple[ImageRecord, ...]
     class_names: tuple[str, ...]
     missing: tuple[str, ...] = field(default=())  # metadata rows whose file is absent
+    sources: tuple[str, ...] = ()  # data set names, in --data order (one for a single folder)
 
     def __len__(self) -> int:
         return len(self.records)
+
+    @property
+    def name(self) -> str:
+        return "+".join(self.sources) if self.sources else self.root.name
 
     @property
     def labels(self) -> np.ndarray:
@@ -65,10 +85,22 @@ def _is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
+def patient_id(source: str, path: Path) -> str | None:
+    """`<source>:<id>` when the file name names the person photographed (msld-v1), else None."""
+    match = PATIENT_FILE_NAME.match(path.stem)
+    return f"{source}:{match.group(1).upper()}{int(match.group(2))}" if match else None
+
+
+def is_mpox_class(name: str) -> bool:
+    """Whether a source's class name means mpox (the screening question's positive answer)."""
+    return name.strip().lower() in MPOX_CLASS_NAMES
+
+
 def _read_folders(root: Path) -> tuple[list[ImageRecord], list[str]]:
     records = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        records += [ImageRecord(p, folder.name, folder.name) for p in sorted(folder.iterdir()) if _is_image(p)]
+        records += [ImageRecord(p, folder.name, folder.name, root.name, patient_id(root.name, p))
+                    for p in sorted(folder.iterdir()) if _is_image(p)]
     return records, []
 
 
@@ -96,24 +128,57 @@ def _read_mcsi(root: Path) -> tuple[list[ImageRecord], list[str]]:
             if path is None:
                 missing.append(img_id)
                 continue
-            records.append(ImageRecord(path, MCSI_CLASS_MAP.get(diagnostic, diagnostic), diagnostic))
+            records.append(ImageRecord(path, MCSI_CLASS_MAP.get(diagnostic, diagnostic), diagnostic, root.name))
     return records, missing
 
 
-def load_dataset(root: str | Path) -> Dataset:
-    """Find the photos and their classes under `root` (folder-per-class or MCSI layout)."""
-    root = Path(root)
+def _read_source(root: Path) -> tuple[str, list[ImageRecord], list[str]]:
     if not root.is_dir():
         raise DataError(f"data folder {root} does not exist")
     layout = "mcsi" if (root / MCSI_METADATA).is_file() else "folders"
     records, missing = _read_mcsi(root) if layout == "mcsi" else _read_folders(root)
+    return layout, records, missing
+
+
+def load_dataset(root: str | Path, min_classes: int = 2) -> Dataset:
+    """Find the photos and their classes under `root` (folder-per-class or MCSI layout).
+
+    min_classes: 2 to train on it; 1 to evaluate on it (a source of look-alikes has no mpox)."""
+    root = Path(root)
+    layout, records, missing = _read_source(root)
     class_names = tuple(sorted({r.label for r in records}))
-    if len(class_names) < 2:
+    if len(class_names) < min_classes:
         raise DataError(
             f"{root} must hold at least two classes (one folder per class, or MCSI's metadata.csv "
             f"+ images/); found {list(class_names)}"
         )
-    return Dataset(root, layout, tuple(records), class_names, tuple(missing))
+    return Dataset(root, layout, tuple(records), class_names, tuple(missing), (root.name,))
+
+
+def load_sources(roots: list[str | Path] | tuple[str | Path, ...]) -> Dataset:
+    """One folder: `load_dataset`. Several: one data set of sources, classed mpox / not_mpox.
+
+    A source may hold one class only (dermnet-lookalikes has no mpox photo): it is still a
+    source to train on and to hold out, as long as all of them together hold both classes."""
+    roots = [Path(root) for root in roots]
+    if len(roots) == 1:
+        return load_dataset(roots[0])
+    names = [root.name for root in roots]
+    if len(set(names)) != len(names):
+        raise DataError(f"sources must have distinct folder names; got {names}")
+    records, missing, layouts = [], [], set()
+    for root in roots:
+        layout, found, absent = _read_source(root)
+        if not found:
+            raise DataError(f"{root} holds no photos")
+        layouts.add(layout)
+        records += [replace(r, label="mpox" if is_mpox_class(r.label) else NOT_MPOX) for r in found]
+        missing += [f"{root.name}/{m}" for m in absent]
+    class_names = tuple(sorted({r.label for r in records}))
+    if len(class_names) < 2:
+        raise DataError(f"the sources {names} together hold no {'mpox' if class_names == (NOT_MPOX,) else 'non-mpox'} photo")
+    return Dataset(roots[0].parent, "+".join(sorted(layouts)), tuple(records), class_names, tuple(missing),
+                   tuple(names))
 
 
 def read_image(path: Path) -> Image.Image:
@@ -153,7 +218,8 @@ def load_pixels(
     width, height = size
     plain = np.zeros((len(images), height, width, 3), np.uint8)
     augmented = np.zeros((len(images), copies, height, width, 3), np.uint8)
-    for i, image in enumerate(images):
+    for i, image in enumerate(tqdm(images, desc=f"photos to {width}x{height} px (+{copies} augmented)", unit="photo",
+                                   leave=False, disable=len(images) < 100)):
         plain[i] = prepare_pixels(image, size)
         rng = np.random.default_rng([seed, i])
         for k in range(copies):

@@ -139,3 +139,17 @@ def mean_std(rows: Iterable[dict], metrics: Iterable[str] = TABLE_METRICS) -> di
         }
     return result
 
+
+
+def wilson_interval(hits: int, total: int, z: float = 1.959964) -> tuple[float, float]:
+    """The Wilson score interval (95 % by default) of a proportion hits/total; (nan, nan) for 0/0.
+
+    Wilson rather than the normal approximation: it stays inside [0, 1] and keeps its coverage
+    at the small counts and rates near 1 that sensitivities on one source have."""
+    if total == 0:
+        return math.nan, math.nan
+    rate = hits / total
+    denominator = 1 + z * z / total
+    centre = (rate + z * z / (2 * total)) / denominator
+    half = z * math.sqrt(rate * (1 - rate) / total + z * z / (4 * total * total)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -51,12 +51,6 @@ def with_embedding_output(classifier):
     return keras.Model(classifier.input, [classifier.output, classifier.get_layer("features").output])
 
 
-def save_tflite(data: bytes, path: str | Path) -> Path:
-    path = Path(path)
-    path.write_bytes(data)
-    return path
-
-
 def render_model_card(manifest, extra_sections: dict[str, str] | None = None) -> str:
     """MODEL_CARD.md text from a BundleManifest: what the model is, and what it is not."""
     metrics = manifest.metrics or {}

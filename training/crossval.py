@@ -1,4 +1,7 @@
-"""The cross-validation study of one backbone: folds (resumable), out-of-fold predictions, final fit.
+"""Cross-validation of one backbone: folds (resumable), out-of-fold predictions, final fit.
+
+The folds are any (train, test) splits: group-aware k-fold in one source, or one source held
+out at a time (training.crosssource).
 
 Each fold writes `folds/<backbone>/fold_<k>.json` (metrics, test photos, probabilities) as soon
 as it finishes; a rerun with the same configuration reads finished folds instead of redoing them.
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,11 +105,15 @@ def run_fold(inputs: StudyInputs, fold: int, train: np.ndarray, test: np.ndarray
     With `serving_quantization`, the fold's model is also converted as served and its test
     probabilities kept (`served_probabilities`), so the operating point can be checked on it."""
     num_classes = len(inputs.class_names)
+    started = time.perf_counter()
     fitted = fit_head(inputs.embeddings, inputs.labels, inputs.groups, train, num_classes, inputs.head, inputs.seed)
     classifier = None
     if inputs.fine_tune_layers > 0:
         classifier = _fold_classifier(inputs, fitted)
         _fine_tune_on(inputs, classifier, train)
+    # what training costs once embeddings exist: head (with its inner folds) and any fine-tuning
+    training_seconds = time.perf_counter() - started
+    if inputs.fine_tune_layers > 0:
         test_probs = keras_view_probabilities(
             classifier, inputs.pixels[test], inputs.spec.normalisation, inputs.head.view_averaging)
     else:
@@ -120,6 +128,7 @@ def run_fold(inputs: StudyInputs, fold: int, train: np.ndarray, test: np.ndarray
         "fold": fold,
         "regularisation": fitted.regularisation,
         "inner_log_loss": fitted.inner_log_loss,
+        "training_seconds": training_seconds,
         "test_index": test.tolist(),
         "probabilities": test_probs.tolist(),
         **metrics,
