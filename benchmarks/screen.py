@@ -82,17 +82,24 @@ def _measure(bundle_path: Path, photos: list[bytes], repeats: int, threads: int)
     return figures
 
 
+def _one_batch(image, size: tuple[int, int], normalisation) -> np.ndarray:
+    """One photo as the classifier's 1xHxWx3 input: the two steps serving takes."""
+    from model.preprocess import normalise, prepare_pixels
+
+    return normalise(prepare_pixels(image, size), normalisation)[np.newaxis, ...]
+
+
 def _invoke_only(bundle_path: Path, photos: list[bytes], threads: tuple[int, ...] = (1, 2)) -> str:
     """p50/p95 of the LiteRT call alone (one prepared photo, 300 calls), per thread count."""
     from model.bundle import load_bundle
     from model.imaging import decode_image
     from model.inference import Classifier
-    from model.preprocess import classifier_views, prepare_input
+    from model.preprocess import classifier_views
     from training.quantize import litert_call_times_ms
 
     manifest = load_bundle(bundle_path).manifest
     views = len(classifier_views(np.zeros((1, 1, 3)), manifest.view_averaging))
-    batch = prepare_input(decode_image(photos[0]), manifest.input_size, manifest.normalisation)
+    batch = _one_batch(decode_image(photos[0]), manifest.input_size, manifest.normalisation)
     parts = []
     for count in threads:
         classifier = Classifier(bundle_path / "model.tflite", num_threads=count)
@@ -108,7 +115,7 @@ def _typicality_cost(bundle_path: Path, photos: list[bytes]) -> None:
     from model.bundle import load_bundle
     from model.imaging import decode_image
     from model.inference import Classifier
-    from model.preprocess import classifier_views, normalise, prepare_input, prepare_pixels
+    from model.preprocess import classifier_views, normalise, prepare_pixels
     from model.screening import Screener
     from training.export import convert_to_tflite
     from training.quantize import litert_call_times_ms
@@ -133,8 +140,8 @@ def _typicality_cost(bundle_path: Path, photos: list[bytes]) -> None:
     size, norm = manifest.input_size, manifest.normalisation
     keras_model = keras.saving.load_model(bundle.keras_path, compile=False)
     one_output = convert_to_tflite(keras_model, manifest.quantization,
-                                   lambda: (prepare_input(decode_image(d), size, norm) for d in photos[:32]))
-    batch = prepare_input(decode_image(photos[0]), size, norm)
+                                   lambda: (_one_batch(decode_image(d), size, norm) for d in photos[:32]))
+    batch = _one_batch(decode_image(photos[0]), size, norm)
     # The study's timing loop calls `.predict`; the served call also reads the embedding output.
     served_call = SimpleNamespace(predict=screener.classifier.predict_with_embedding)
     for label, classifier in (("with embedding output (served)", served_call),

@@ -1,0 +1,14 @@
+"""The benchmark scripts still run against a real bundle (their figures are printed, never
+asserted: timings belong to the scripts, not to tests)."""
+
+from __future__ import annotations
+
+from benchmarks import screen
+from tests.images import encode, skin_photo
+
+
+def test_screen_benchmark_stages_run_on_a_real_bundle(test_bundle_path, capsys):
+    photos = [encode(skin_photo(seed=n), "JPEG") for n in range(3)]
+    assert "1 thread(s) p50" in screen._invoke_only(test_bundle_path, photos, threads=(1,))
+    screen._typicality_cost(test_bundle_path, photos)
+    assert "typicality check" in capsys.readouterr().out
