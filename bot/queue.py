@@ -44,6 +44,10 @@ REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 REDIS_FULL = (redis.exceptions.OutOfMemoryError,)
 CONSUMER = "bot"  # one bot process: its pending entries are found again under this name
 PENDING_RESCAN_S = 30.0  # how often outcomes left unanswered (Telegram failed) are tried again
+# How long past its own blocking time a Redis reply may take: without a bound, a connection that
+# went silent (a half-open socket, a Redis host gone without a reset) would stall the bot's
+# outcome loop and health check for good.
+REPLY_GRACE_S = 5.0
 
 
 class QueueUnavailable(Exception):
@@ -78,6 +82,7 @@ class ScreeningQueue:
         self._async = aioredis.Redis.from_url(
             settings.redis_url,
             socket_connect_timeout=5,
+            socket_timeout=settings.read_block_ms / 1000 + REPLY_GRACE_S,
             retry=AsyncRetry(ExponentialBackoff(cap=2, base=0.1), retries=3),
             retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         )

@@ -203,3 +203,40 @@ async def test_unreachable_redis_raises_queue_unavailable(tmp_path, tag, photo):
         await queue.submit("x", photo, HeatmapLabels())
     assert not await queue.ping()
     await queue.close()
+
+
+async def test_a_silent_redis_connection_is_given_up_not_waited_on_forever(tmp_path, tag, caplog, monkeypatch):
+    """A server that accepts and never answers (a half-open connection): the health check says
+    down and the outcome loop logs the outage and keeps trying, instead of hanging."""
+    import bot.queue
+    from tests.bot_harness import bot_settings
+
+    monkeypatch.setattr(bot.queue, "REPLY_GRACE_S", 0.5)  # the test waits out every retry
+    from tests.telegram_emulator import TelegramEmulator
+
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # read nothing, answer nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = bot_settings(
+        TelegramEmulator(), tmp_path / "bot.sqlite3", f"redis://127.0.0.1:{port}/0", tag, read_block_ms=200
+    )
+    queue = ScreeningQueue(settings)
+    try:
+        assert await asyncio.wait_for(queue.ping(), 20) is False
+        reading = asyncio.ensure_future(anext(queue.deliveries()))
+        for _ in range(200):
+            if any("results_unreachable" in r.getMessage() for r in caplog.records):
+                break
+            await asyncio.sleep(0.1)
+        assert any("results_unreachable" in r.getMessage() for r in caplog.records)
+        assert not reading.done()  # still waiting out the outage, not failed
+        reading.cancel()
+    finally:
+        await queue.close()
+        for writer in accepted:
+            writer.close()
+        server.close()
