@@ -115,7 +115,12 @@ def run(settings: BotSettings) -> None:
 
     from bot.app import POLL_TIMEOUT_S, build_app
 
-    asyncio.run(wait_for_telegram(settings))
+    try:
+        asyncio.run(wait_for_telegram(settings))
+    except KeyboardInterrupt:
+        # Ctrl-C while Telegram is unreachable is an ordinary stop, as it is once polling.
+        log.info("event=stopped reason=interrupted_before_telegram_answered")
+        return
     application = build_app(settings)
     if settings.webhook_url:
         application.run_webhook(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -124,6 +125,28 @@ async def test_telegram_unreachable_at_start_up_is_waited_out_and_logged(tmp_pat
     assert len(tries) >= 2 and all("retry_in_s=" in line for line in tries)  # each failed try, and the wait
     assert TOKEN not in output
     assert "Running job" not in output  # the scheduler's two lines per job run (every few seconds)
+
+
+def test_ctrl_c_while_telegram_is_unreachable_stops_cleanly(tmp_path, redis_url, tag):
+    env = bot_env(f"http://127.0.0.1:{free_port()}", redis_url, tag, TELEGRAM_TOKEN=TOKEN)
+    log_path = tmp_path / "bot.log"
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen([sys.executable, "-m", "bot"], cwd=tmp_path, env=env, stdout=log_file,
+                                   stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while "event=telegram_unreachable" not in log_path.read_text() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert "event=telegram_unreachable" in log_path.read_text()
+            process.send_signal(signal.SIGINT)
+            returncode = process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    output = log_path.read_text()
+    assert returncode == 0
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output
+    assert "event=stopped" in output
 
 
 async def test_webhook_mode_checks_the_secret_and_listens_on_loopback(tmp_path, redis_url, tag):
