@@ -108,8 +108,9 @@ async def test_delete_erases_and_says_what(telegram, bot, shared_photo_paths):
     assert "I agree" in str(notice["reply_markup"])
 
 
-async def test_the_disclaimer_ends_results_and_only_results(telegram, bot):
-    """Runs last in this module: looks at everything the bot sent to people above."""
+async def test_the_disclaimer_ends_results_and_only_results(telegram, bot, shared_photo_paths):
+    """Runs last in this module: looks at everything the bot sent to people above (the results
+    come from the tests above that send real photos, so it needs the shared photos as they do)."""
     from bot.i18n import translator
 
     disclaimers = {translator(code)(DISCLAIMER) for code in ("en", "fr", "pt", "es")}
