@@ -7,9 +7,10 @@ start, long polling), but inside the test's event loop so a test can stop and re
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +134,14 @@ def case_of(application: Application, chat_id: int, message: dict[str, Any]):
     """The store's case for a person's photo message."""
     store = application.bot_data["deps"].store
     return next((c for c in store.cases_of(chat_id) if c.message_id == message["message_id"]), None)
+
+
+async def eventually(condition: Callable[[], Any], timeout: float = 10.0) -> None:
+    """Wait until condition() is true: the bot records a step just after the message it follows
+    (a message that could not be sent must leave the step undone), so a test that has seen the
+    message may look at the store a moment early."""
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition never became true")

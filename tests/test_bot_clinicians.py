@@ -21,6 +21,7 @@ from tests.bot_harness import (
     button_data,
     case_of,
     consented_user,
+    eventually,
     replies_to,
     text_of,
 )
@@ -49,15 +50,6 @@ async def bot(telegram, redis_url, positive_bundle_path, positive_screener, data
         telegram, redis_url, positive_bundle_path, positive_screener, database, review_reminder_after_s=2.0
     ) as application:
         yield application
-
-
-async def eventually(condition, timeout: float = 10.0) -> None:
-    """Wait until condition() is true (a step recorded just after the message it follows)."""
-    for _ in range(int(timeout / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition never became true")
 
 
 def posts_of(telegram, case_id: str) -> list[dict]:

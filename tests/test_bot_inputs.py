@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 
 import pytest
 import pytest_asyncio
 
 from bot.messages import DISCLAIMER
-from tests.bot_harness import bot_with_worker, consented_user, jpeg, replies_to, text_of
+from tests.bot_harness import bot_with_worker, consented_user, eventually, jpeg, replies_to, text_of
 from tests.telegram_emulator import TelegramEmulator
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -79,7 +78,9 @@ async def test_size_is_checked_after_download_when_telegram_does_not_say(telegra
     message = telegram.send_document(user, big, "lesion.jpg", "image/jpeg", file_size=1000)
     reply = await telegram.wait_for(user.id, lambda m: "too large" in text_of(m), timeout=30)
     assert reply["reply_to_message"]["message_id"] == message["message_id"]
-    case = next(c for c in bot.bot_data["deps"].store.cases_of(user.id))
+    store = bot.bot_data["deps"].store
+    await eventually(lambda: store.cases_of(user.id)[0].answered_at)
+    case = store.cases_of(user.id)[0]
     assert case.queued_at is None and case.failure == "too_large"  # never queued
 
 
@@ -176,9 +177,6 @@ async def test_acknowledgement_comes_once_the_photo_is_queued(telegram, bot, sha
     assert [text_of(m) for m in sent[:1]] == ["Photo received. Analysing..."]
     assert sent[-1]["message_id"] == reply["message_id"] and len(sent) == 2
     store = bot.bot_data["deps"].store
-    for _ in range(100):  # recorded just after the answer is sent
-        if store.cases_of(user.id)[0].answered_at:
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: store.cases_of(user.id)[0].answered_at)
     case = store.cases_of(user.id)[0]
     assert case.queued_at <= case.acknowledged_at <= case.answered_at
