@@ -96,10 +96,22 @@ async def post_shutdown(application: Application) -> None:
     d: Deps = application.bot_data[DEPS_KEY]
     task = application.bot_data.pop(CONSUMER_KEY, None)
     if task is not None:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait(task)
     await d.queue.close()
     d.store.close()
+
+
+async def cancel_and_wait(task: asyncio.Task, every_s: float = 1.0) -> None:
+    """Cancel `task` and wait until it has ended, cancelling again every `every_s` seconds.
+
+    One cancel() is not always enough: Python 3.11's asyncio.wait_for, which redis-py uses for
+    every write when the client has a socket timeout, drops a cancellation that arrives just as
+    the write completes (fixed in 3.12). The outcome loop then read on, and the bot hung at
+    shutdown after SIGTERM (seen about once in 20 stops under load)."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=every_s)
+    await asyncio.gather(task, return_exceptions=True)  # its exception, if any, is retrieved
 
 
 def receiving_updates(webhook: bool, updater_running: bool, last_poll_at: float | None, now: float) -> bool:
