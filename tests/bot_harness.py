@@ -23,8 +23,9 @@ from tests.telegram_emulator import TelegramEmulator
 
 TOKEN = "123456:TEST-token_for-the-emulator"
 CLINICIAN_CHAT = -1001234567
-CLINICIAN = 555
-NOT_A_CLINICIAN = 556
+# Ids as long as real ones, so that "this id is not in the chat" cannot fail on a random case id.
+CLINICIAN = 5550001234
+NOT_A_CLINICIAN = 5560004321
 
 
 def bot_settings(

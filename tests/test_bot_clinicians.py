@@ -76,7 +76,8 @@ def with_exif(photo: bytes) -> bytes:
 
 
 async def test_positive_is_posted_reviewed_by_name_and_followed_up(telegram, bot, shared_photo_paths):
-    user = await consented_user(telegram, 301, language="pt-br", first_name="Maria")
+    # An id as long as real ones: a short one ("301") turned up by chance in random case ids.
+    user = await consented_user(telegram, 7301994312, language="pt-br", first_name="Maria")
     original = with_exif(shared_photo_paths[3].read_bytes())
     case, result, photo_post, summary = await positive_case(telegram, bot, user, original)
     assert "não um diagnóstico" in text_of(result)
@@ -87,7 +88,7 @@ async def test_positive_is_posted_reviewed_by_name_and_followed_up(telegram, bot
     assert summary["photo"][-1]["file_id"] == result["photo"][-1]["file_id"]  # the same heatmap
     assert "Screen: positive" in text_of(summary) and "test-mobilenet-v2-035" in text_of(summary)
     chat = str(telegram.sent(CLINICIAN_CHAT))
-    assert "Maria" not in chat and "user301" not in chat and str(user.id) not in chat
+    assert "Maria" not in chat and "user7301994312" not in chat and str(user.id) not in chat
     assert len(summary["reply_markup"]["inline_keyboard"]) == 3
 
     # Someone in the chat who is not a listed clinician, and a forged press elsewhere: refused.
