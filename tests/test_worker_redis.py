@@ -46,6 +46,7 @@ async def test_worker_process_screens_and_logs_no_photo(redis_url, test_bundle_p
     output, _ = worker.communicate(timeout=180)
     assert worker.returncode == 0, output
     assert "event=screened" in output and str(photo[:16]) not in output  # ids and sizes, never bytes
+    assert "oneDNN" not in output and "cpu_feature_guard" not in output  # TensorFlow's start-up chatter
     delivered = await collect(queue, 2)
     assert sorted(d.outcome.request_id for d in delivered) == [f"p-{tag}-0", f"p-{tag}-1"]
     await queue.close()

@@ -89,7 +89,9 @@ def worker_settings(redis_url: str, bundle: Path, tag: str, **overrides: Any) ->
 
 
 def worker_env(settings: WorkerSettings, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("TELEGRAM_TOKEN", "WEBHOOK_SECRET")}
+    # TF_CPP_MIN_LOG_LEVEL is left to the worker, which quiets TensorFlow itself as it would for an operator.
+    dropped = ("TELEGRAM_TOKEN", "WEBHOOK_SECRET", "TF_CPP_MIN_LOG_LEVEL")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update(
         REDIS_URL=settings.redis_url,
         SCREENING_QUEUE=settings.queue_name,
@@ -98,7 +100,6 @@ def worker_env(settings: WorkerSettings, **extra: str) -> dict[str, str]:
         LIVENESS_TTL_S=str(settings.liveness_ttl_s),
         SWEEP_INTERVAL_S=str(settings.sweep_interval_s),
         ALLOWED_JOB_MODULES=",".join(settings.allowed_job_modules),
-        TF_CPP_MIN_LOG_LEVEL="2",
     )
     env.update(extra)
     return env
