@@ -31,7 +31,7 @@ from pathlib import Path
 
 import redis
 
-from benchmarks.worker import REPO, SHARED_DATA, percentile, resolve_bundle, rss_mb
+from benchmarks.worker import REPO, SHARED_DATA, percentile, resident_mb, resolve_bundle
 from bot.queue import ScreeningQueue
 from bot.settings import BotSettings
 from tests.bot_harness import TOKEN, button_data
@@ -106,7 +106,7 @@ async def run(workers: int, args: argparse.Namespace, bundle: Path, photos: list
                 for n in range(args.users)
             ))
             elapsed = time.monotonic() - started
-            bot_rss, worker_rss = rss_mb(bot.pid), rss_mb(worker_processes[0].pid)
+            bot_rss, worker_rss = resident_mb(bot.pid), resident_mb(worker_processes[0].pid)
         await queue.close()
     connection = redis.Redis.from_url(args.redis_url)
     for key in connection.scan_iter(f"*{tag}*", count=1000):
@@ -115,8 +115,8 @@ async def run(workers: int, args: argparse.Namespace, bundle: Path, photos: list
     print(
         f"workers={workers} users={args.users} think_s={args.think_s:g} photos={len(ms)} failures={len(failures)} "
         f"p50_ms={percentile(ms, 50):.0f} p95_ms={percentile(ms, 95):.0f} "
-        f"photos_per_s={len(ms) / elapsed:.2f} bot_rss_mb={bot_rss[0]:.0f} (peak {bot_rss[1]:.0f}) "
-        f"worker_rss_mb={worker_rss[0]:.0f} (peak {worker_rss[1]:.0f})",
+        f"photos_per_s={len(ms) / elapsed:.2f} bot_rss_mb={bot_rss.rss:.0f} (peak {bot_rss.peak:.0f}) "
+        f"worker_rss_mb={worker_rss.rss:.0f} (peak {worker_rss.peak:.0f}, anonymous {worker_rss.anon:.0f})",
         flush=True,
     )
     for failure in failures[:5]:

@@ -3,7 +3,7 @@
 Screens the shared photos in-process first (the core's own screen time), then through Redis with
 1 and 2 `python -m worker` processes, and prints photos/s, p50/p95 submit-to-outcome time, job
 time (each worker logs it: `event=screened ... job_ms=`), the ratio of job time to screen time,
-and one worker's RSS.
+and one worker's resident memory (its own, and mapped library files).
 
     .venv/bin/python -m benchmarks.worker [--bundle models/demo] [--photos 93] [--workers 1 2]
 
@@ -25,6 +25,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 import redis
 
@@ -71,13 +72,25 @@ def screen_in_process(settings: WorkerSettings, photos: list[bytes]) -> list[flo
     return times
 
 
-def rss_mb(pid: int) -> tuple[float, float]:
+class Resident(NamedTuple):
+    """A process's resident memory in MB. `file` is mapped files (TensorFlow's shared libraries
+    mostly): shared and reclaimable, so a container's usage as podman or docker report it leaves
+    most of it out; `anon` is the process's own memory."""
+
+    rss: float
+    peak: float
+    anon: float
+    file: float
+
+
+def resident_mb(pid: int) -> Resident:
     fields = dict(
         line.split(":", 1)
         for line in Path(f"/proc/{pid}/status").read_text().splitlines()
         if ":" in line
     )
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+    kb = [int(fields[name].split()[0]) for name in ("VmRSS", "VmHWM", "RssAnon", "RssFile")]
+    return Resident(*(value / 1024 for value in kb))
 
 
 async def run_workers(settings: WorkerSettings, photos: list[bytes], count: int) -> dict:
@@ -121,7 +134,7 @@ async def _measure(queue: ScreeningQueue, env: dict[str, str], photos: list[byte
             if not submitted:
                 break
         wall = time.perf_counter() - start
-        rss = rss_mb(workers[0].pid)
+        rss = resident_mb(workers[0].pid)
     finally:
         for process in workers:
             process.terminate()
@@ -178,7 +191,8 @@ def main() -> None:
                 f"p95={percentile(run['outcome_ms'], 95):.0f} ms "
                 f"job p50={job_p50:.1f} ms p95={percentile(run['job_ms'], 95):.1f} ms "
                 f"job/screen={job_p50 / screen_p50:.3f} "
-                f"worker_rss={run['rss_mb'][0]:.0f} MB (peak {run['rss_mb'][1]:.0f} MB)",
+                f"worker_rss={run['rss_mb'].rss:.0f} MB (peak {run['rss_mb'].peak:.0f} MB; "
+                f"anonymous {run['rss_mb'].anon:.0f} MB, mapped files {run['rss_mb'].file:.0f} MB)",
                 flush=True,
             )
     finally:

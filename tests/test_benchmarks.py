@@ -12,3 +12,13 @@ def test_screen_benchmark_stages_run_on_a_real_bundle(test_bundle_path, capsys):
     assert "1 thread(s) p50" in screen._invoke_only(test_bundle_path, photos, threads=(1,))
     screen._typicality_cost(test_bundle_path, photos)
     assert "typicality check" in capsys.readouterr().out
+
+
+def test_resident_memory_is_split_into_the_processs_own_and_mapped_files():
+    import os
+
+    from benchmarks.worker import resident_mb
+
+    memory = resident_mb(os.getpid())
+    assert memory.peak >= memory.rss > 0 and memory.anon > 0 and memory.file > 0
+    assert abs(memory.anon + memory.file - memory.rss) < 0.1 * memory.rss  # RssShmem is the rest
