@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -137,12 +138,12 @@ def case_of(application: Application, chat_id: int, message: dict[str, Any]):
     return next((c for c in store.cases_of(chat_id) if c.message_id == message["message_id"]), None)
 
 
-async def eventually(condition: Callable[[], Any], timeout: float = 10.0) -> None:
+async def eventually(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> None:
     """Wait until condition() is true: the bot records a step just after the message it follows
     (a message that could not be sent must leave the step undone), so a test that has seen the
-    message may look at the store a moment early."""
-    for _ in range(int(timeout / 0.05)):
-        if condition():
-            return
+    message may look at the store a moment early; a process under test may take longer."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
         await asyncio.sleep(0.05)
-    raise AssertionError("condition never became true")

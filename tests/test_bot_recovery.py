@@ -12,13 +12,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import redis
 
-from tests.bot_harness import TOKEN, consented_user, text_of
+from tests.bot_harness import TOKEN, consented_user, eventually, text_of
 from tests.redis_server import free_port, start_redis
 from tests.telegram_emulator import TelegramEmulator
 from tests.workers import InThreadWorker, worker_settings
@@ -93,14 +92,6 @@ def service(tmp_path, test_bundle_path, screener):
             running.close()
 
 
-async def until(condition, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}")
-        await asyncio.sleep(0.05)
-
-
 def results_for(telegram: TelegramEmulator, user, message) -> list[dict]:
     replies = [m for m in telegram.sent(user.id) if m.get("reply_to_message", {}).get("message_id") == message["message_id"]]
     return [m for m in replies if "photo" in m or "could not be" in text_of(m)]
@@ -129,12 +120,12 @@ async def test_bot_killed_inside_each_step_still_answers_once(service, shared_ph
     with service.worker():
         telegram.delays[held] = 60.0
         message = telegram.send_photo(user, shared_photo_paths[0].read_bytes())
-        await until(lambda: inside(service), what=f"the bot inside step {step}")
+        await eventually(lambda: inside(service), timeout=60, what=f"the bot inside step {step}")
         service.kill_bot()
         telegram.delays.clear()
         assert results_for(telegram, user, message) == []
         service.start_bot()
-        await until(lambda: results_for(telegram, user, message), timeout=90, what="the answer")
+        await eventually(lambda: results_for(telegram, user, message), timeout=90, what="the answer")
         await asyncio.sleep(2.0)  # a second answer would come now
     assert len(results_for(telegram, user, message)) == 1
     assert len(acknowledgements(telegram, user, message)) == 1
@@ -146,10 +137,10 @@ async def test_redis_killed_between_steps_loses_nothing(service, shared_photo_pa
     service.start_bot()
     user = await consented_user(service.telegram, 402, timeout=60)
     message = telegram.send_photo(user, shared_photo_paths[1].read_bytes())
-    await until(lambda: (c := service.case()) is not None and c["acknowledged_at"], what="the photo queued")
+    await eventually(lambda: (c := service.case()) is not None and c["acknowledged_at"], timeout=60, what="the photo queued")
     service.kill_redis()
     with service.worker():
-        await until(lambda: results_for(telegram, user, message), timeout=90, what="the answer")
+        await eventually(lambda: results_for(telegram, user, message), timeout=90, what="the answer")
         await asyncio.sleep(2.0)
     assert len(results_for(telegram, user, message)) == 1
 
@@ -162,12 +153,12 @@ async def test_redis_losing_its_data_is_recovered_without_a_restart(service, sha
     service.start_bot()
     user = await consented_user(service.telegram, 403, timeout=60)
     message = telegram.send_photo(user, shared_photo_paths[2].read_bytes())
-    await until(lambda: (c := service.case()) is not None and c["acknowledged_at"], what="the photo queued")
+    await eventually(lambda: (c := service.case()) is not None and c["acknowledged_at"], timeout=60, what="the photo queued")
     redis.Redis.from_url(service.url).flushall()
     with service.worker():
-        await until(lambda: results_for(telegram, user, message), timeout=90, what="the answer")
+        await eventually(lambda: results_for(telegram, user, message), timeout=90, what="the answer")
         second = telegram.send_photo(user, shared_photo_paths[3].read_bytes())
-        await until(lambda: results_for(telegram, user, second), timeout=90, what="a later photo's answer")
+        await eventually(lambda: results_for(telegram, user, second), timeout=90, what="a later photo's answer")
         await asyncio.sleep(2.0)
     assert len(results_for(telegram, user, message)) == 1 and len(results_for(telegram, user, second)) == 1
     assert service.bot.poll() is None  # never restarted
