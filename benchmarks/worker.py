@@ -134,7 +134,7 @@ async def _measure(queue: ScreeningQueue, env: dict[str, str], photos: list[byte
             if not submitted:
                 break
         wall = time.perf_counter() - start
-        rss = resident_mb(workers[0].pid)
+        memory = resident_mb(workers[0].pid)
     finally:
         for process in workers:
             process.terminate()
@@ -145,7 +145,7 @@ async def _measure(queue: ScreeningQueue, env: dict[str, str], photos: list[byte
     for log in logs:
         log.seek(0)
         job_ms += [float(found) for found in JOB_MS.findall(log.read())]
-    return {"wall_s": wall, "outcome_ms": outcome_ms, "job_ms": job_ms, "rss_mb": rss}
+    return {"wall_s": wall, "outcome_ms": outcome_ms, "job_ms": job_ms, "memory": memory}
 
 
 def main() -> None:
@@ -191,8 +191,8 @@ def main() -> None:
                 f"p95={percentile(run['outcome_ms'], 95):.0f} ms "
                 f"job p50={job_p50:.1f} ms p95={percentile(run['job_ms'], 95):.1f} ms "
                 f"job/screen={job_p50 / screen_p50:.3f} "
-                f"worker_rss={run['rss_mb'].rss:.0f} MB (peak {run['rss_mb'].peak:.0f} MB; "
-                f"anonymous {run['rss_mb'].anon:.0f} MB, mapped files {run['rss_mb'].file:.0f} MB)",
+                f"worker_rss={run['memory'].rss:.0f} MB (peak {run['memory'].peak:.0f} MB; "
+                f"anonymous {run['memory'].anon:.0f} MB, mapped files {run['memory'].file:.0f} MB)",
                 flush=True,
             )
     finally:

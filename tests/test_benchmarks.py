@@ -3,7 +3,10 @@ asserted: timings belong to the scripts, not to tests)."""
 
 from __future__ import annotations
 
+import os
+
 from benchmarks import screen
+from benchmarks.worker import resident_mb
 from tests.images import encode, skin_photo
 
 
@@ -15,10 +18,6 @@ def test_screen_benchmark_stages_run_on_a_real_bundle(test_bundle_path, capsys):
 
 
 def test_resident_memory_is_split_into_the_processs_own_and_mapped_files():
-    import os
-
-    from benchmarks.worker import resident_mb
-
     memory = resident_mb(os.getpid())
     assert memory.peak >= memory.rss > 0 and memory.anon > 0 and memory.file > 0
     assert abs(memory.anon + memory.file - memory.rss) < 0.1 * memory.rss  # RssShmem is the rest
