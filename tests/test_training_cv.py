@@ -16,7 +16,14 @@ from training import crossval
 from training.backbones import get_backbone
 from training.crossval import StudyInputs, run_folds
 from training.features import Embeddings
-from training.train import HeadConfig, group_splits
+from training.train import (
+    HeadConfig,
+    fit_head,
+    group_splits,
+    inner_splits,
+    probabilities,
+    training_rows,
+)
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -121,6 +128,48 @@ def test_resume_skips_finished_folds_and_redoes_changed_ones(tmp_path, monkeypat
     assert [r["accuracy"] for r in resumed] == [r["accuracy"] for r in first]
     run_folds(inputs, splits, tmp_path, "key-2")  # another configuration: nothing reused
     assert calls == [2, 0, 1, 2]
+
+
+def _three_sources(seed: int = 0) -> tuple[StudyInputs, np.ndarray]:
+    inputs = _synthetic_inputs(seed)
+    sources = np.array(["web", "msld", "looks"])[np.arange(36) % 3]
+    return dataclasses.replace(inputs, sources=sources), sources
+
+
+def test_head_holds_one_training_source_out_at_a_time_when_selecting_by_source():
+    inputs, sources = _three_sources()
+    head = HeadConfig(selection="sources", inner_folds=2)
+    everything = np.arange(36)
+    splits = inner_splits(inputs.labels, inputs.groups, sources, everything, head, 0)
+    assert sorted(tuple(np.unique(sources[test])) for _, test in splits) == [("looks",), ("msld",), ("web",)]
+    assert all(set(sources[train]).isdisjoint(sources[test]) for train, test in splits)
+    # one source in the training photos, or group selection: group-aware k folds as before
+    web = np.flatnonzero(sources == "web")
+    assert len(inner_splits(inputs.labels, inputs.groups, sources, web, head, 0)) == 2
+    assert len(inner_splits(inputs.labels, inputs.groups, sources, everything, HeadConfig(inner_folds=2), 0)) == 2
+    # a source whose absence leaves one class to train on (every photo not of class 0 is in it): group folds
+    one_class_elsewhere = np.where(sources == "web", inputs.labels, 0)
+    assert len(inner_splits(one_class_elsewhere, inputs.groups, sources, everything, head, 0)) == 2
+
+
+def test_head_chosen_by_source_scores_each_source_with_a_model_that_never_saw_it():
+    inputs, sources = _three_sources()
+    head = HeadConfig(selection="sources", cross_source_regularisation=(0.05, 5.0), regularisation=(123.0,))
+    everything = np.arange(36)
+    fitted = fit_head(inputs.embeddings, inputs.labels, inputs.groups, everything, 3, head, 0, sources)
+    assert fitted.regularisation in (0.05, 5.0)  # the cross-source grid, not the in-source one
+    # the inner predictions (which also choose the fold's threshold) of the "msld" photos come from
+    # a head fitted on the other two sources only, averaged over the photo and its mirror view
+    msld, others = np.flatnonzero(sources == "msld"), np.flatnonzero(sources != "msld")
+    features, targets = training_rows(inputs.embeddings, inputs.labels, others)
+    from sklearn.linear_model import LogisticRegression
+
+    alone = LogisticRegression(C=fitted.regularisation, class_weight="balanced", max_iter=3000, random_state=0)
+    alone.fit(features, targets)
+    expected = np.mean([probabilities(alone, view, 3) for view in inputs.embeddings.views(msld, "mirror")], axis=0)
+    assert fitted.inner_probabilities[msld] == pytest.approx(expected, abs=1e-6)
+    # without sources the same configuration falls back to group folds and the in-source grid
+    assert fit_head(inputs.embeddings, inputs.labels, inputs.groups, everything, 3, head, 0).regularisation == 123.0
 
 
 def test_missing_backbone_weights_stop_with_a_clear_message(tmp_path, capsys):

@@ -32,6 +32,7 @@ class StudyConfig:
     served_check: bool = True  # convert each fold's model as served and score it (slow: one conversion a fold)
     export_backbone: str | None = None  # None: the first backbone that ran
     view_averaging: str = "mirror"
+    head_selection: str = "sources"  # inner folds of the head: "sources" (one held out, when several) or "groups"
     augmented_copies: int = 4
     fine_tune_layers: int = 0
     fine_tune_epochs: int = 10
@@ -49,7 +50,7 @@ class StudyConfig:
 
     @property
     def head(self) -> HeadConfig:
-        return HeadConfig(view_averaging=self.view_averaging)
+        return HeadConfig(view_averaging=self.view_averaging, selection=self.head_selection)
 
     @property
     def data_name(self) -> str:

@@ -56,6 +56,7 @@ class StudyInputs:
     seed: int = 0
     serving_quantization: str | None = None  # when set, each fold also scores its model as served
     threshold_rule: str = "conformal"  # see training.evaluate.operating_threshold
+    sources: np.ndarray | None = None  # each photo's data set, for head.selection == "sources"
 
     @property
     def calibration(self):
@@ -106,7 +107,8 @@ def run_fold(inputs: StudyInputs, fold: int, train: np.ndarray, test: np.ndarray
     probabilities kept (`served_probabilities`), so the operating point can be checked on it."""
     num_classes = len(inputs.class_names)
     started = time.perf_counter()
-    fitted = fit_head(inputs.embeddings, inputs.labels, inputs.groups, train, num_classes, inputs.head, inputs.seed)
+    fitted = fit_head(inputs.embeddings, inputs.labels, inputs.groups, train, num_classes, inputs.head, inputs.seed,
+                      inputs.sources)
     classifier = None
     if inputs.fine_tune_layers > 0:
         classifier = _fold_classifier(inputs, fitted)
@@ -174,7 +176,8 @@ def fit_final(inputs: StudyInputs, index: np.ndarray | None = None):
     """A flat Keras classifier whose head is fitted on the photos at `index` (default: all)."""
     index = np.arange(len(inputs.labels)) if index is None else index
     num_classes = len(inputs.class_names)
-    fitted = fit_head(inputs.embeddings, inputs.labels, inputs.groups, index, num_classes, inputs.head, inputs.seed)
+    fitted = fit_head(inputs.embeddings, inputs.labels, inputs.groups, index, num_classes, inputs.head, inputs.seed,
+                      inputs.sources)
     classifier = _fold_classifier(inputs, fitted)
     if inputs.fine_tune_layers > 0:
         _fine_tune_on(inputs, classifier, index)

@@ -73,6 +73,9 @@ def parse_config(argv: list[str] | None = None) -> StudyConfig:
     parser.add_argument("--export-backbone", help="backbone of the exported bundle (default: first)")
     parser.add_argument("--view-averaging", default="mirror", choices=("mirror", "none"),
                         help="test-time augmentation: average each photo's probabilities over it and its mirror image (as served)")
+    parser.add_argument("--head-selection", default="sources", choices=("sources", "groups"),
+                        help="inner folds that choose the head's L2 strength and each fold's threshold: one "
+                             "training source held out at a time (when they are several), or group-aware folds")
     parser.add_argument("--augmented-copies", type=int, default=4, help="augmented copies per training photo")
     parser.add_argument("--fine-tune-layers", type=int, default=0, help="unfreeze the top N layers")
     parser.add_argument("--fine-tune-epochs", type=int, default=10)

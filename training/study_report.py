@@ -61,7 +61,7 @@ DISCLAIMER = (
 )
 
 
-def _inputs(config: StudyConfig, prepared, class_names, labels, groups) -> StudyInputs:
+def _inputs(config: StudyConfig, prepared, class_names, labels, groups, sources: np.ndarray) -> StudyInputs:
     return StudyInputs(
         spec=prepared.spec, weights=prepared.weights, class_names=class_names,
         positive_class=config.positive_class, labels=labels, groups=groups,
@@ -69,6 +69,7 @@ def _inputs(config: StudyConfig, prepared, class_names, labels, groups) -> Study
         head=config.head, target_sensitivity=config.target_sensitivity,
         fine_tune_layers=config.fine_tune_layers, fine_tune_epochs=config.fine_tune_epochs, seed=config.seed,
         serving_quantization=config.quantization if config.served_check else None, threshold_rule=config.threshold_rule,
+        sources=sources,
     )
 
 
@@ -134,12 +135,19 @@ def served_check(labels: np.ndarray, rows: list[dict], served_oof: np.ndarray, p
     }
 
 
-def _card_metrics(stats: dict, point: dict, folds: int, photos: int) -> dict:
+def inner_folds_text(config: StudyConfig) -> str:
+    """How each fold's head strength and threshold were chosen, for reports."""
+    if config.several_sources and config.head_selection == "sources":
+        return "inner folds of each fold's training photos, one training source held out at a time"
+    return "inner group-aware folds of each fold's training photos"
+
+
+def _card_metrics(config: StudyConfig, stats: dict, point: dict, folds: int, photos: int) -> dict:
     pick = ("accuracy", "macro_f1", "positive_auc", "sensitivity_at_threshold", "specificity_at_threshold")
     metrics = {f"cv_{m}": f"{stats[m]['mean']:.3f} ± {stats[m]['std']:.3f}" for m in pick}
     metrics.update(
         protocol=f"{folds}-fold stratified group k-fold on {photos} photos (near-duplicates kept in one fold); "
-        "per-fold thresholds chosen on inner folds of the training photos",
+        f"per-fold thresholds chosen on {inner_folds_text(config)}",
         threshold_from_out_of_fold=(f"{point['positive_threshold']:.4f} for sensitivity >= {point['target_sensitivity']} "
                                     f"({point['rule']} rule)"),
         out_of_fold_sensitivity=round(point["oof_sensitivity"], 3),
@@ -279,7 +287,7 @@ def _summary_markdown(config: StudyConfig, dataset, audit: AuditReport, stats: d
         f"# Study: {dataset.name} ({len(audit.names)} photos, {folds} group-aware folds)", "", DISCLAIMER, "",
         "## Cross-validation (mean ± std over folds)", "",
         "`sensitivity`/`specificity`: positive class by arg-max; `..._at_threshold`: P(positive) >= a "
-        f"threshold chosen ({config.threshold_rule} rule) on inner folds of each fold's training photos (never on its "
+        f"threshold chosen ({config.threshold_rule} rule) on {inner_folds_text(config)} (never on its "
         "test photos). Each photo's probabilities are "
         + ("the mean over it and its mirror image, as served." if config.view_averaging == "mirror" else "its own."),
         "",
@@ -382,7 +390,7 @@ def write_study(config: StudyConfig, data: StudyData) -> Path:
     positive = class_names.index(config.positive_class)
     all_rows, stats, points, oofs, cross, compared, by_source = [], {}, {}, {}, {}, [], {}
     for name, prep in prepared.items():
-        inputs = _inputs(config, prep, class_names, labels, audit.groups)
+        inputs = _inputs(config, prep, class_names, labels, audit.groups, data.sources)
         rows = run_folds(inputs, splits, out / "folds" / name, _config_key(config, name, splits))
         all_rows += rows
         stats[name] = mean_std(rows)
@@ -412,11 +420,11 @@ def write_study(config: StudyConfig, data: StudyData) -> Path:
     export = config.export_backbone or next(iter(prepared))
     if export not in prepared:
         raise ValueError(f"--export-backbone {export} is not among the backbones that ran: {list(prepared)}")
-    inputs = _inputs(config, prepared[export], class_names, labels, audit.groups)
+    inputs = _inputs(config, prepared[export], class_names, labels, audit.groups, data.sources)
     quant, held_out = holdout_studies(config, inputs, data.images, out)
     baseline = reference_baseline(inputs, prepared[export].float_plain, splits, config.seed)
     point = points[export]
-    metrics = _card_metrics(stats[export], point, len(splits), len(labels))
+    metrics = _card_metrics(config, stats[export], point, len(splits), len(labels))
     if export in cross:
         metrics.update(_cross_source_metrics(cross[export]))
     manifest_extra = {

@@ -2,8 +2,12 @@
 
 The frozen phase is a multinomial logistic regression (a softmax layer) on the pooled backbone
 embedding, with class weights, trained on each training photo plus its augmented copies. Its
-regularisation strength is chosen on an inner, group-aware validation split of the training
-photos only; the same inner out-of-fold predictions give the fold's decision threshold. A photo's
+regularisation strength is chosen on inner out-of-fold predictions of the training photos only,
+and the same predictions give the fold's decision threshold. With photos from several sources
+the inner folds hold one source out at a time (`HeadConfig.selection = "sources"`): a user's
+photo comes from a source the model never saw, so the strength and the threshold are judged on
+sources held out, not on photos like the training ones. With one source they are group-aware
+k folds. A photo's
 probabilities are the mean over its test-time views (the photo and its mirror image, as served:
 `model.preprocess.classifier_views`), in the inner predictions as in the scored ones. The
 fitted weights are exactly a Keras `Dense(softmax)` layer, so they drop into the flat model's
@@ -19,7 +23,8 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
-from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold
+from sklearn.utils.class_weight import compute_sample_weight
 from threadpoolctl import threadpool_limits
 
 from training.features import Embeddings
@@ -29,7 +34,11 @@ MISSING_CLASS_BIAS = -30.0  # a class absent from the training photos gets ~0 pr
 
 @dataclass(frozen=True)
 class HeadConfig:
-    regularisation: tuple[float, ...] = (0.3, 3.0, 30.0)  # inverse L2 strengths (C) to try
+    regularisation: tuple[float, ...] = (0.3, 3.0, 30.0)  # inverse L2 strengths (C) to try in one source
+    # Across sources much stronger priors won (frozen MobileNet v1 1.0, four sources: C 0.001-0.01
+    # chosen, DermNet look-alikes called mpox held out about halved); in-source folds prefer weak ones.
+    cross_source_regularisation: tuple[float, ...] = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 3.0)
+    selection: str = "groups"  # inner folds: "groups" (k group-aware folds) or "sources" (one held out at a time)
     inner_folds: int = 4
     class_weight: str | None = "balanced"
     max_iter: int = 3000
@@ -86,6 +95,24 @@ def group_splits(labels: np.ndarray, groups: np.ndarray, folds: int, seed: int) 
         return list(splitter.split(np.zeros(len(labels)), labels, groups))
 
 
+def selects_by_source(config: HeadConfig, labels: np.ndarray, sources: np.ndarray | None, index: np.ndarray) -> bool:
+    """Whether the inner folds of the photos at `index` hold one source out at a time: when they
+    span several sources and every source left out leaves both classes to train on."""
+    if config.selection != "sources" or sources is None or len(np.unique(sources[index])) < 2:
+        return False
+    return all(len(np.unique(labels[index][sources[index] != name])) > 1 for name in np.unique(sources[index]))
+
+
+def inner_splits(
+    labels: np.ndarray, groups: np.ndarray, sources: np.ndarray | None, index: np.ndarray, config: HeadConfig, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The inner folds of the photos at `index` (positions into `index`): one per source when
+    selecting by source and they span several, else group-aware k folds."""
+    if selects_by_source(config, labels, sources, index):
+        return list(LeaveOneGroupOut().split(np.zeros(len(index)), labels[index], sources[index]))
+    return group_splits(labels[index], groups[index], config.inner_folds, seed)
+
+
 def inner_predictions(
     embeddings: Embeddings,
     labels: np.ndarray,
@@ -94,11 +121,12 @@ def inner_predictions(
     strength: float,
     config: HeadConfig,
     seed: int,
+    sources: np.ndarray | None = None,
 ) -> np.ndarray:
     """Out-of-fold probabilities for the photos at `index`, from folds inside `index` only."""
     num_classes = int(labels.max()) + 1
     result = np.zeros((len(index), num_classes))
-    for inner_train, inner_test in group_splits(labels[index], groups[index], config.inner_folds, seed):
+    for inner_train, inner_test in inner_splits(labels, groups, sources, index, config, seed):
         features, targets = training_rows(embeddings, labels, index[inner_train])
         model = _fit(features, targets, strength, config, seed)
         result[inner_test] = view_probabilities(
@@ -114,13 +142,22 @@ def fit_head(
     num_classes: int,
     config: HeadConfig,
     seed: int = 0,
+    sources: np.ndarray | None = None,
 ) -> FittedHead:
-    """Choose C on inner folds of the photos at `index`, then fit on all of them (+ augmented)."""
+    """Choose C on inner folds of the photos at `index`, then fit on all of them (+ augmented).
+
+    `sources` (each photo's data set) lets `config.selection = "sources"` hold one out at a time."""
+    by_source = selects_by_source(config, labels, sources, index)
+    strengths = config.cross_source_regularisation if by_source else config.regularisation
+    # Held-out sources differ in their class mix (a look-alike atlas has no mpox at all), so
+    # across sources the loss weighs the classes equally, as the fit's class weights do.
+    weights = compute_sample_weight("balanced", labels[index]) if by_source else None
     best = None
-    for strength in config.regularisation:
-        inner = inner_predictions(embeddings, labels, groups, index, strength, config, seed)
+    for strength in strengths:
+        inner = inner_predictions(embeddings, labels, groups, index, strength, config, seed, sources)
         clipped = np.clip(inner, 1e-7, 1)
-        loss = log_loss(labels[index], clipped / clipped.sum(1, keepdims=True), labels=list(range(num_classes)))
+        loss = log_loss(labels[index], clipped / clipped.sum(1, keepdims=True), labels=list(range(num_classes)),
+                        sample_weight=weights)
         if best is None or loss < best[0]:
             best = (loss, strength, inner)
     loss, strength, inner = best
