@@ -27,6 +27,7 @@ from model.inference import Classifier
 from model.preprocess import classifier_views, normalise, prepare_pixels
 from model.quality import QualityThresholds, assess
 from model.render import render_overlay, warm_up_legends
+from model.runtime import import_tensorflow
 from model.types import (
     RETAKE_REASONS,
     HeatmapLabels,
@@ -212,6 +213,7 @@ def load_screener(
     warm_up: bool = True,
 ) -> Screener:
     """Load a bundle into a Screener (and warm it up): the once-per-process step."""
+    import_tensorflow()  # first, so that its start-up notes are dropped (model.runtime)
     limits = DecodeLimits(max_bytes=max_photo_bytes) if max_photo_bytes else DecodeLimits()
     screener = Screener(
         load_bundle(bundle_path),

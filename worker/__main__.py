@@ -74,8 +74,6 @@ def main(argv: list[str] | None = None) -> int:
         log.error("event=bad_settings fields=%s (REDIS_URL is required; see .env.example)", fields)
         return EXIT_BAD_SETTINGS
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
-    # TensorFlow's start-up chatter (oneDNN, CPU features) is not for operators; read when it loads.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if settings.tf_threads:  # oneDNN's OpenMP pool too; read once, when TensorFlow loads
         os.environ.setdefault("OMP_NUM_THREADS", str(settings.tf_threads))
     try:

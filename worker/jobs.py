@@ -46,8 +46,9 @@ def limit_tf_threads(threads: int) -> None:
     (TF's default) makes them fight over the cores. Only possible before TensorFlow first runs."""
     if not threads:
         return
-    import tensorflow as tf
+    from model.runtime import import_tensorflow
 
+    tf = import_tensorflow()
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
