@@ -20,24 +20,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score, roc_curve
 from sklearn.model_selection import LeaveOneGroupOut
 from sklearn.utils.class_weight import compute_sample_weight
-from threadpoolctl import threadpool_limits
 
 from model.preprocess import prepare_pixels
 from training.backbones import build_classifier, get_backbone, resolve_weights
 from training.data import is_mpox_class, load_sources, read_image
 from training.features import embed, feature_model, mirror_images
-from training.train import HeadConfig
+from training.train import HeadConfig, fit_logistic
 
+HEAD = HeadConfig()  # the study's head: class-balanced, same iterations
 COLOUR_POWERS = {"none": None, "grey-world": 1.0, "shades-of-grey": 6.0}  # Minkowski norm of the illuminant
 
 
@@ -63,12 +60,6 @@ def centre_crop(pixels: np.ndarray, scale: float) -> np.ndarray:
                      for p in pixels])
 
 
-def _fit(features: np.ndarray, is_mpox: np.ndarray, strength: float) -> LogisticRegression:
-    with threadpool_limits(1), warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return LogisticRegression(C=strength, class_weight="balanced", max_iter=3000).fit(features, is_mpox)
-
-
 def held_out_probabilities(features: np.ndarray, is_mpox: np.ndarray, sources: np.ndarray,
                            strengths: tuple[float, ...]) -> tuple[np.ndarray, dict[str, float]]:
     """P(mpox) of every photo from a head that never saw its source, and the strength each used."""
@@ -84,14 +75,14 @@ def held_out_probabilities(features: np.ndarray, is_mpox: np.ndarray, sources: n
             for candidate in strengths:
                 inner = np.zeros(len(train))
                 for inner_train, inner_test in inner_folds:
-                    model = _fit(features[train[inner_train]], is_mpox[train[inner_train]], candidate)
+                    model = fit_logistic(features[train[inner_train]], is_mpox[train[inner_train]], candidate, HEAD, 0)
                     inner[inner_test] = model.predict_proba(features[train[inner_test]])[:, 1]
                 targets = is_mpox[train[scored]]
                 losses.append(log_loss(targets, np.clip(inner[scored], 1e-7, 1 - 1e-7), labels=[False, True],
                                        sample_weight=compute_sample_weight("balanced", targets)) if len(scored) else 0.0)
             strength = strengths[int(np.argmin(losses))]
         chosen[str(sources[test[0]])] = strength
-        result[test] = _fit(features[train], is_mpox[train], strength).predict_proba(features[test])[:, 1]
+        result[test] = fit_logistic(features[train], is_mpox[train], strength, HEAD, 0).predict_proba(features[test])[:, 1]
     return result, chosen
 
 
@@ -123,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-size", type=int, default=224)
     parser.add_argument("--colour", default="none", help=f"comma-separated: {', '.join(COLOUR_POWERS)}")
     parser.add_argument("--crops", default="1.0", help="comma-separated centre-crop scales")
-    parser.add_argument("--strengths", default=",".join(str(c) for c in HeadConfig().cross_source_regularisation),
+    parser.add_argument("--strengths", default=",".join(str(c) for c in HEAD.cross_source_regularisation),
                         help="L2 strengths (C) to choose from across sources; one value: fixed")
     parser.add_argument("--out", type=Path, help="also write the table to this file")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)

@@ -74,7 +74,9 @@ def view_probabilities(
     return np.mean([probabilities(model, view, num_classes) for view in views], axis=0)
 
 
-def _fit(features: np.ndarray, labels: np.ndarray, strength: float, config: HeadConfig, seed: int) -> LogisticRegression:
+def fit_logistic(features: np.ndarray, labels: np.ndarray, strength: float, config: HeadConfig, seed: int
+                 ) -> LogisticRegression:
+    """One logistic-regression head with L2 strength `strength` (C) and the config's class weights."""
     model = LogisticRegression(
         C=strength, class_weight=config.class_weight, max_iter=config.max_iter, random_state=seed
     )
@@ -127,7 +129,7 @@ def inner_predictions(
     result = np.zeros((len(index), num_classes))
     for inner_train, inner_test in inner_splits(labels, groups, sources, index, config, seed):
         features, targets = training_rows(embeddings, labels, index[inner_train])
-        model = _fit(features, targets, strength, config, seed)
+        model = fit_logistic(features, targets, strength, config, seed)
         result[inner_test] = view_probabilities(
             model, embeddings, index[inner_test], num_classes, config.view_averaging)
     return result
@@ -161,7 +163,7 @@ def fit_head(
             best = (loss, strength, inner)
     loss, strength, inner = best
     features, targets = training_rows(embeddings, labels, index)
-    model = _fit(features, targets, strength, config, seed)
+    model = fit_logistic(features, targets, strength, config, seed)
     return FittedHead(model, strength, inner, float(loss))
 
 
