@@ -12,11 +12,15 @@ bot runs. Without it, this starts:
   webhook secret);
 - `python -m bot`.
 A worker or Redis that dies is restarted (with back-off); when the bot stops, or on Ctrl-C /
-SIGTERM, everything is stopped in order (bot, worker, then Redis, which writes its file).
+SIGTERM / SIGHUP, everything is stopped in order (bot, worker, then Redis, which writes its file).
+The children run in their own process group, so a terminal's Ctrl-C (sent to the whole foreground
+group) reaches only this supervisor and the order holds; each child gets SIGTERM should this
+supervisor die without stopping them (Linux).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import secrets
@@ -36,6 +40,13 @@ DEFAULT_PORT = 6380  # LOCAL_REDIS_PORT: beside a system Redis on 6379
 SECRETS = ("TELEGRAM_TOKEN", "WEBHOOK_SECRET")
 STOP_GRACE_S = 30
 log = logging.getLogger("supervise")
+PR_SET_PDEATHSIG = 1
+
+
+def _terminate_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the supervisor dies (even by SIGKILL)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -51,7 +62,8 @@ class Child:
     started: list[float] = field(default_factory=list)
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.command, cwd=REPO, env=self.env)
+        self.process = subprocess.Popen(self.command, cwd=REPO, env=self.env, process_group=0,
+                                        preexec_fn=_terminate_with_parent)
         self.started.append(time.monotonic())
         log.info("event=started process=%s pid=%d", self.name, self.process.pid)
 
@@ -127,8 +139,8 @@ def supervise(children: list[Child], bot: Child) -> int:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, request_stop)
     status = 0
     while not stopping:
         if bot.process.poll() is not None:

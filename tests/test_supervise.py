@@ -1,5 +1,6 @@
 """`scripts/run`'s local service (python -m scripts.supervise): Redis, a worker and the bot come up
-together, a photo is answered, the worker never sees the bot's secrets, and they stop together."""
+together, a photo is answered, the worker never sees the bot's secrets, and they stop together, in
+order, on a terminal's Ctrl-C; and a child outlives no supervisor."""
 
 from __future__ import annotations
 
@@ -53,8 +54,10 @@ async def test_run_starts_redis_a_worker_and_the_bot_and_stops_them(tmp_path, te
             DATABASE_PATH=str(tmp_path / "bot.sqlite3"),
             MODEL_BUNDLE=str(test_bundle_path),
         )
+        # Its own session, as a terminal's foreground job: Ctrl-C signals that whole group.
         process = subprocess.Popen([sys.executable, "-m", "scripts.supervise"], cwd=REPO, env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   start_new_session=True)
         try:
             user = await consented_user(telegram, 801)
             telegram.send_photo(user, shared_photo_paths[0].read_bytes())
@@ -67,11 +70,42 @@ async def test_run_starts_redis_a_worker_and_the_bot_and_stops_them(tmp_path, te
             assert (tmp_path / "redis" / "appendonlydir").is_dir()  # photos and results survive a restart
             assert (tmp_path / "redis" / "redis.conf").stat().st_mode & 0o077 == 0  # its password is private
         finally:
-            process.send_signal(signal.SIGTERM)
+            os.killpg(process.pid, signal.SIGINT)  # Ctrl-C
             output = process.communicate(timeout=90)[0]
     assert process.returncode == 0, output
+    # Stopped by the supervisor, in order: Redis last, so the worker's last words reach it.
+    stops = [line.rsplit("process=", 1)[1].split()[0] for line in output.splitlines() if "event=stopped process=" in line]
+    assert stops == ["bot", "worker", "redis"], output
+    assert "Traceback" not in output and "event=redis_gone" not in output
     deadline = time.monotonic() + 10
     while any(Path(f"/proc/{pid}").exists() for pid in children.values()) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [name for name, pid in children.items() if Path(f"/proc/{pid}").exists()]
     assert TOKEN not in output
+
+
+def test_a_child_is_stopped_when_the_supervisor_dies():
+    """A supervisor killed with SIGKILL cannot stop its children; the kernel does (it would
+    otherwise leave Redis holding its port, and the next `scripts/run` would fail)."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c",
+         "import subprocess, sys; from scripts.supervise import _terminate_with_parent; "
+         "child = subprocess.Popen(['sleep', '60'], preexec_fn=_terminate_with_parent); "
+         "print(child.pid, flush=True); child.wait()"],
+        cwd=REPO, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    child = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while running(child):
+        assert time.monotonic() < deadline, "the child outlived its supervisor"
+        time.sleep(0.05)
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's exit may wait for whoever reaps it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False

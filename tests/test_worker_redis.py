@@ -193,6 +193,35 @@ def test_a_worker_started_before_redis_waits_for_it_and_says_so(tmp_path, test_b
     assert "Traceback" not in output
 
 
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+def test_a_worker_stopped_as_redis_goes_away_stops_cleanly(tmp_path, test_bundle_path):
+    """Ctrl-C in a terminal reaches Redis and the worker at once: Redis may be gone before the
+    worker's last words to it. That is still a clean stop, not a traceback."""
+    port = free_port()
+    server = start_redis(port, tmp_path)
+    worker = start_worker(worker_settings(f"redis://127.0.0.1:{port}/0", test_bundle_path, "gone"))
+    try:
+        deadline = time.monotonic() + 180
+        connection = redis.Redis(port=port)
+        while not connection.smembers("rq:workers"):  # registered, with housekeeping running
+            assert worker.poll() is None and time.monotonic() < deadline, "worker did not start"
+            time.sleep(0.2)
+        time.sleep(1.5)  # a housekeeping step has taken the scheduler's locks it must give back
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=10)
+        worker.send_signal(signal.SIGTERM)
+        output, _ = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert worker.returncode == 0, output
+    assert "event=redis_gone" in output and "stopping=True" in output
+    assert "event=worker_stopped" in output and "Traceback" not in output
+
+
 def test_a_worker_without_redis_url_says_why(tmp_path):
     import os
     import subprocess

@@ -6,7 +6,8 @@ Ctrl-C) lets the current job finish, then exits; `--burst` drains the queue and 
 come from the environment only (REDIS_URL, SCREENING_QUEUE, MODEL_BUNDLE, ...; see .env.example).
 Redis not answering at start is waited out (one log line per try, with the next delay), so a
 worker started before Redis, or while it restarts, is not a crash loop that reloads TensorFlow.
-Exit status: 0 after a clean stop, 2 for bad settings, 3 when the model cannot be loaded.
+Exit status: 0 after a clean stop (also when Redis went away while stopping), 2 for bad settings,
+3 when the model cannot be loaded, 4 when Redis went away while working (to be restarted).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ log = logging.getLogger("worker")
 LOG_FORMAT = "ts=%(asctime)s level=%(levelname)s logger=%(name)s pid=%(process)d msg=%(message)s"
 EXIT_BAD_SETTINGS = 2
 EXIT_MODEL_NOT_LOADED = 3
+EXIT_REDIS_LOST = 4
 REDIS_WAIT_MAX_S = 30.0
 
 
@@ -83,8 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_MODEL_NOT_LOADED
     connection = connect(settings.redis_url)
     wait_for_redis(connection)
-    run_worker(settings, connection, burst=args.burst, name=args.name, logging_level=settings.log_level.upper())
-    return 0
+    stopped_cleanly = run_worker(
+        settings, connection, burst=args.burst, name=args.name, logging_level=settings.log_level.upper()
+    )
+    return 0 if stopped_cleanly else EXIT_REDIS_LOST
 
 
 if __name__ == "__main__":

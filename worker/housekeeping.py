@@ -16,6 +16,7 @@ import logging
 import threading
 from pathlib import Path
 
+import redis
 from rq import Queue, SimpleWorker
 from rq.job import Job
 from rq.registry import StartedJobRegistry
@@ -87,9 +88,14 @@ class ScreeningWorker(SimpleWorker):
     heartbeat lasts `liveness_ttl_s` instead of the job's whole timeout."""
 
     liveness_ttl_s = 15
+    stop_requested = False  # set by SIGTERM / Ctrl-C (RQ's warm shutdown)
 
     def get_heartbeat_ttl(self, job: Job) -> int:
         return self.liveness_ttl_s
+
+    def handle_warm_shutdown_request(self) -> None:
+        self.stop_requested = True
+        super().handle_warm_shutdown_request()
 
 
 def reclaim_abandoned(queue: Queue) -> None:
@@ -130,7 +136,10 @@ class Housekeeping:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        self.scheduler.release_locks()
+        try:
+            self.scheduler.release_locks()
+        except redis.RedisError as exc:  # Redis already gone: the locks expire on their own
+            log.warning("event=scheduler_locks_left_to_expire error=%s", type(exc).__name__)
 
     def _run(self) -> None:
         while not self._stop.wait(self.period_s):

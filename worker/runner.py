@@ -43,8 +43,13 @@ def run_worker(
     burst: bool = False,
     name: str | None = None,
     logging_level: str = "INFO",
-) -> None:
-    """Work the queue (the screener must be installed), with Housekeeping running meanwhile."""
+) -> bool:
+    """Work the queue (the screener must be installed), with Housekeeping running meanwhile.
+
+    Returns False when Redis went away before the worker was asked to stop (the caller exits with
+    an error so that it is restarted); a Redis gone while stopping (Ctrl-C reached both) is a clean
+    stop: RQ's record of this worker expires with its heartbeat, its jobs stay queued in Redis.
+    """
     worker = build_worker(settings, connection, name)
     housekeeping = Housekeeping(worker, settings.housekeeping_period_s, settings.health_file)
     housekeeping.start()
@@ -52,6 +57,12 @@ def run_worker(
     try:
         # No with_scheduler: RQ would fork its scheduler; Housekeeping runs that step in a thread.
         worker.work(burst=burst, logging_level=logging_level)
+    except redis.ConnectionError as exc:  # RQ's last words to Redis (register_death) went unheard
+        log.warning("event=redis_gone name=%s stopping=%s error=%s", worker.name, worker.stop_requested,
+                    type(exc).__name__)
+        if not worker.stop_requested:
+            return False
     finally:
         housekeeping.stop()
     log.info("event=worker_stopped name=%s", worker.name)
+    return True
