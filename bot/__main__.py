@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -110,17 +111,25 @@ async def wait_for_telegram(settings: BotSettings) -> None:
     log.info("event=telegram_reachable")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(settings: BotSettings) -> None:
     from telegram import Update
 
     from bot.app import POLL_TIMEOUT_S, build_app
 
+    # Ctrl-C or SIGTERM (scripts/run, docker, systemd) while Telegram is unreachable is an
+    # ordinary stop, as it is once polling (where PTB handles both).
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         asyncio.run(wait_for_telegram(settings))
     except KeyboardInterrupt:
-        # Ctrl-C while Telegram is unreachable is an ordinary stop, as it is once polling.
         log.info("event=stopped reason=interrupted_before_telegram_answered")
         return
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     application = build_app(settings)
     if settings.webhook_url:
         application.run_webhook(

@@ -127,7 +127,9 @@ async def test_telegram_unreachable_at_start_up_is_waited_out_and_logged(tmp_pat
     assert "Running job" not in output  # the scheduler's two lines per job run (every few seconds)
 
 
-def test_ctrl_c_while_telegram_is_unreachable_stops_cleanly(tmp_path, redis_url, tag):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_stop_while_telegram_is_unreachable_is_clean(tmp_path, redis_url, tag, signum):
+    """Ctrl-C, or SIGTERM from scripts/run's supervisor, docker or systemd."""
     env = bot_env(f"http://127.0.0.1:{free_port()}", redis_url, tag, TELEGRAM_TOKEN=TOKEN)
     log_path = tmp_path / "bot.log"
     with log_path.open("w") as log_file:
@@ -138,7 +140,7 @@ def test_ctrl_c_while_telegram_is_unreachable_stops_cleanly(tmp_path, redis_url,
             while "event=telegram_unreachable" not in log_path.read_text() and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert "event=telegram_unreachable" in log_path.read_text()
-            process.send_signal(signal.SIGINT)
+            process.send_signal(signum)
             returncode = process.wait(timeout=30)
         finally:
             if process.poll() is None:
