@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from training.probe import centre_crop, colour_constancy, held_out_probabilities, main, probe_row
+from training.features import Embeddings
+from training.probe import (
+    HEAD,
+    centre_crop,
+    colour_constancy,
+    held_out_probabilities,
+    main,
+    probe_row,
+)
 
 
 def test_colour_constancy_makes_a_tinted_photo_grey_and_keeps_its_pattern():
@@ -29,21 +39,45 @@ def test_centre_crop_zooms_in_on_the_middle():
     assert zoomed.shape == photo.shape and zoomed[0, 2:18, 2:18].min() == 255
 
 
-def test_each_source_is_scored_by_a_head_that_never_saw_it():
-    rng = np.random.default_rng(1)
+def small_embeddings(seed: int) -> tuple[Embeddings, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
     sources = np.repeat(np.array(["a", "b", "c"]), 20)
     is_mpox = np.tile(np.arange(20) % 2 == 0, 3)
-    features = rng.normal(size=(60, 4)) + is_mpox[:, None] * 1.5
-    probabilities, chosen = held_out_probabilities(features, is_mpox, sources, (0.01, 1.0))
-    assert set(chosen) == {"a", "b", "c"} and set(chosen.values()) <= {0.01, 1.0}
+    plain = rng.normal(size=(60, 4)) + is_mpox[:, None] * 1.5
+    mirrored = plain + rng.normal(scale=0.3, size=plain.shape)
+    return Embeddings(plain, np.zeros((60, 0, 4)), mirrored), is_mpox, sources
+
+
+def test_each_source_is_scored_by_a_head_that_never_saw_it():
     from sklearn.linear_model import LogisticRegression
 
+    embeddings, is_mpox, sources = small_embeddings(1)
+    head = dataclasses.replace(HEAD, cross_source_regularisation=(0.01, 1.0))
+    probabilities, chosen = held_out_probabilities(embeddings, is_mpox, sources, np.arange(60), head)
+    assert set(chosen) == {"a", "b", "c"} and set(chosen.values()) <= {0.01, 1.0}
     alone = LogisticRegression(C=chosen["a"], class_weight="balanced", max_iter=3000)
-    alone.fit(features[sources != "a"], is_mpox[sources != "a"])
-    assert probabilities[sources == "a"] == pytest.approx(alone.predict_proba(features[sources == "a"])[:, 1])
+    alone.fit(embeddings.plain[sources != "a"], is_mpox[sources != "a"])
+    held = sources == "a"
+    served = (alone.predict_proba(embeddings.plain[held])[:, 1] + alone.predict_proba(embeddings.mirrored[held])[:, 1]) / 2
+    assert probabilities[held] == pytest.approx(served)  # the photo and its mirror, averaged as served
     assert roc_auc(is_mpox[sources == "b"], probabilities[sources == "b"]) > 0.8
     row = probe_row("x", probabilities, is_mpox, sources, ("a", "b", "c"))
     assert row.startswith("| x | ") and row.count("|") == 5 and "/10" in row
+
+
+def test_the_strength_is_chosen_as_the_study_chooses_it_across_sources():
+    """The same choice as `fit_head` over the training sources held out one at a time, and one
+    strength given is used as is."""
+    from training.train import fit_head
+
+    embeddings, is_mpox, sources = small_embeddings(3)
+    head = dataclasses.replace(HEAD, cross_source_regularisation=(0.0003, 0.01, 1.0))
+    _, chosen = held_out_probabilities(embeddings, is_mpox, sources, np.arange(60), head)
+    train = np.flatnonzero(sources != "c")
+    study = fit_head(embeddings, is_mpox.astype(int), np.arange(60), train, 2, head, 0, sources)
+    assert chosen["c"] == study.regularisation
+    fixed = dataclasses.replace(HEAD, cross_source_regularisation=(0.05,))
+    assert set(held_out_probabilities(embeddings, is_mpox, sources, np.arange(60), fixed)[1].values()) == {0.05}
 
 
 def roc_auc(labels, scores):
@@ -63,8 +97,17 @@ def test_probe_runs_on_small_sources_without_weights(tmp_path):
                 Image.fromarray(rng.integers(0, 255, (80, 80, 3), dtype=np.uint8)).save(folder / f"{i}.png")
     out = tmp_path / "probe.md"
     code = main(["--data", *(str(tmp_path / s) for s in ("one", "two", "three")), "--weights", "none",
-                 "--backbones", "mobilenet_v2_035", "--input-size", "96", "--colour", "none,grey-world",
-                 "--crops", "1.0,0.7", "--strengths", "0.1,1", "--out", str(out)])
+                 "--backbones", "mobilenet_v2_035,mobilenet_v3_small", "--input-size", "96",
+                 "--colour", "none,grey-world", "--crops", "1.0,0.7", "--strengths", "0.1,1",
+                 "--ensembles", "mobilenet_v2_035+mobilenet_v3_small", "--out", str(out)])
     assert code == 0
-    rows = [line for line in out.read_text().splitlines() if line.startswith("| mobilenet_v2_035")]
-    assert len(rows) == 4 and all(row.rstrip().endswith("/4 |") for row in rows)  # 4 look-alike photos
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| mobilenet_")]
+    assert len(rows) == 4 + 4 + 4 and all(row.rstrip().endswith("/4 |") for row in rows)  # 4 look-alike photos
+    assert sum("(mean P)" in row for row in rows) == 4
+
+
+def test_an_ensemble_of_a_backbone_not_probed_is_refused_before_any_work(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--data", str(tmp_path / "a"), str(tmp_path / "b"), "--backbones", "mobilenet_v1",
+              "--ensembles", "mobilenet_v1+mobilenet_v1_075"])
+    assert "not in --backbones: mobilenet_v1_075" in capsys.readouterr().err

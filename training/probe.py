@@ -2,14 +2,16 @@
 
     python -m training.probe --data DIR DIR [DIR ...] --weights-dir DIR [--backbones mobilenet_v1,...]
         [--input-size 224] [--colour none,grey-world,shades-of-grey] [--crops 1.0,0.7]
-        [--strengths 0.0003,0.001,...] [--out FILE.md]
+        [--strengths 0.0003,0.001,...] [--ensembles mobilenet_v1+mobilenet_v1_075,...] [--out FILE.md]
 
 For each backbone and each way of preparing the photos (colour constancy, centre crop) it embeds
-every photo and its mirror image once with the float body, then holds each source out in turn: a
-logistic-regression head (class-balanced) is fitted on the other sources and scores the held-out
-one. The head's L2 strength is chosen as the study chooses it across sources, on the training
-sources held out one at a time (class-balanced log loss), or fixed when one strength is given.
-A row gives, per held-out source, AUC and sensitivity at specificity >= 0.80 (a point of that
+every photo and its mirror image once with the float body, then holds each source out in turn: the
+study's head (`training.train.fit_head`, class-balanced logistic regression) is fitted on the
+other sources and scores the held-out one, its answer averaged over the photo and its mirror. The
+head's L2 strength is chosen as the study chooses it across sources, on the training sources held
+out one at a time (class-balanced log loss), or fixed when one strength is given. An ensemble
+averages its members' held-out probabilities (each member with its own head), as serving two
+models side by side would. A row gives, per held-out source, AUC and sensitivity at specificity >= 0.80 (a point of that
 source's ROC curve), and how many photos of a source without mpox (look-alikes) score above the
 threshold that catches 90 % of all held-out mpox photos. Minutes, not the hour of a full study:
 no int8 conversion, no augmentation, no bundle. Use it to choose what a full study should try.
@@ -24,17 +26,17 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from sklearn.metrics import log_loss, roc_auc_score, roc_curve
+from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import LeaveOneGroupOut
-from sklearn.utils.class_weight import compute_sample_weight
 
 from model.preprocess import prepare_pixels
+from training.audit import connected_groups, patient_links
 from training.backbones import build_classifier, get_backbone, resolve_weights
 from training.data import is_mpox_class, load_sources, read_image
-from training.features import embed, feature_model, mirror_images
-from training.train import HeadConfig, fit_logistic
+from training.features import Embeddings, embed, feature_model, mirror_images
+from training.train import HeadConfig, fit_head, view_probabilities
 
-HEAD = HeadConfig()  # the study's head: class-balanced, same iterations
+HEAD = HeadConfig(selection="sources")  # the study's head, chosen across sources as the study does
 COLOUR_POWERS = {"none": None, "grey-world": 1.0, "shades-of-grey": 6.0}  # Minkowski norm of the illuminant
 
 
@@ -60,29 +62,18 @@ def centre_crop(pixels: np.ndarray, scale: float) -> np.ndarray:
                      for p in pixels])
 
 
-def held_out_probabilities(features: np.ndarray, is_mpox: np.ndarray, sources: np.ndarray,
-                           strengths: tuple[float, ...]) -> tuple[np.ndarray, dict[str, float]]:
-    """P(mpox) of every photo from a head that never saw its source, and the strength each used."""
-    result, chosen = np.zeros(len(is_mpox)), {}
-    for train, test in LeaveOneGroupOut().split(features, is_mpox, sources):
-        strength = strengths[0]
-        if len(strengths) > 1:
-            losses = []
-            # an inner fold that leaves one class to train on cannot judge a strength: left out
-            inner_folds = [(a, b) for a, b in LeaveOneGroupOut().split(train, groups=sources[train])
-                           if len(np.unique(is_mpox[train[a]])) == 2]
-            scored = np.concatenate([b for _, b in inner_folds]) if inner_folds else np.zeros(0, int)
-            for candidate in strengths:
-                inner = np.zeros(len(train))
-                for inner_train, inner_test in inner_folds:
-                    model = fit_logistic(features[train[inner_train]], is_mpox[train[inner_train]], candidate, HEAD, 0)
-                    inner[inner_test] = model.predict_proba(features[train[inner_test]])[:, 1]
-                targets = is_mpox[train[scored]]
-                losses.append(log_loss(targets, np.clip(inner[scored], 1e-7, 1 - 1e-7), labels=[False, True],
-                                       sample_weight=compute_sample_weight("balanced", targets)) if len(scored) else 0.0)
-            strength = strengths[int(np.argmin(losses))]
-        chosen[str(sources[test[0]])] = strength
-        result[test] = fit_logistic(features[train], is_mpox[train], strength, HEAD, 0).predict_proba(features[test])[:, 1]
+def held_out_probabilities(embeddings: Embeddings, is_mpox: np.ndarray, sources: np.ndarray, groups: np.ndarray,
+                           head: HeadConfig) -> tuple[np.ndarray, dict[str, float]]:
+    """P(mpox) of every photo from a head that never saw its source, and the strength each used.
+
+    Each head is the study's own (`fit_head`): its strength chosen on the training sources held
+    out one at a time (group folds where that cannot judge), the photo's views averaged."""
+    labels = is_mpox.astype(int)
+    result, chosen = np.zeros(len(labels)), {}
+    for train, test in LeaveOneGroupOut().split(labels, labels, sources):
+        fitted = fit_head(embeddings, labels, groups, train, 2, head, 0, sources)
+        chosen[str(sources[test[0]])] = fitted.regularisation
+        result[test] = view_probabilities(fitted.model, embeddings, test, 2, head.view_averaging)[:, 1]
     return result, chosen
 
 
@@ -116,10 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crops", default="1.0", help="comma-separated centre-crop scales")
     parser.add_argument("--strengths", default=",".join(str(c) for c in HEAD.cross_source_regularisation),
                         help="L2 strengths (C) to choose from across sources; one value: fixed")
+    parser.add_argument("--ensembles", default="",
+                        help="comma-separated ensembles of --backbones, members joined by +: mean held-out P(mpox)")
     parser.add_argument("--out", type=Path, help="also write the table to this file")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if len(args.data) < 2:
         parser.error("--data needs two or more sources to hold one out")
+    names = [n.strip() for n in args.backbones.split(",") if n.strip()]
+    ensembles = [tuple(m.strip() for m in e.split("+")) for e in args.ensembles.split(",") if e.strip()]
+    if unknown := {m for e in ensembles for m in e} - set(names):
+        parser.error(f"--ensembles names backbones not in --backbones: {', '.join(sorted(unknown))}")
     dataset = load_sources(args.data)
     is_mpox = np.array([is_mpox_class(r.label) for r in dataset.records])
     sources = np.array([r.source for r in dataset.records])
@@ -132,15 +129,28 @@ def main(argv: list[str] | None = None) -> int:
              "", "| backbone, colour, crop: strengths chosen | " + " | ".join(dataset.sources) + " |",
              "|---" * (len(dataset.sources) + 1) + "|"]
     print("\n".join(lines), flush=True)
-    for name in (n.strip() for n in args.backbones.split(",") if n.strip()):
+    head = dataclasses.replace(HEAD, cross_source_regularisation=strengths)
+    groups = connected_groups(len(dataset.records), [], patient_links([r.patient for r in dataset.records]))
+    held_out: dict[tuple[str, str, float], np.ndarray] = {}
+    for name in names:
         spec = dataclasses.replace(get_backbone(name), input_size=args.input_size)
         extractor = feature_model(build_classifier(spec, 2, weights=resolve_weights(spec, args.weights, args.weights_dir)))
         for colour in args.colour.split(","):
             for crop in (float(c) for c in args.crops.split(",")):
                 pixels = centre_crop(colour_constancy(photos, COLOUR_POWERS[colour]), crop)
-                features = (embed(extractor, pixels, spec) + embed(extractor, mirror_images(pixels), spec)) / 2
-                probabilities, chosen = held_out_probabilities(features, is_mpox, sources, strengths)
+                plain = embed(extractor, pixels, spec)
+                embeddings = Embeddings(plain, np.zeros((len(plain), 0, plain.shape[1]), plain.dtype),
+                                        embed(extractor, mirror_images(pixels), spec))
+                probabilities, chosen = held_out_probabilities(embeddings, is_mpox, sources, groups, head)
+                held_out[name, colour, crop] = probabilities
                 label = f"{name}, {colour}, {crop:g}: C {'/'.join(f'{chosen[s]:g}' for s in dataset.sources)}"
+                lines.append(probe_row(label, probabilities, is_mpox, sources, dataset.sources))
+                print(lines[-1], flush=True)
+    for members in ensembles:
+        for colour in args.colour.split(","):
+            for crop in (float(c) for c in args.crops.split(",")):
+                probabilities = np.mean([held_out[m, colour, crop] for m in members], axis=0)
+                label = f"{' + '.join(members)} (mean P), {colour}, {crop:g}"
                 lines.append(probe_row(label, probabilities, is_mpox, sources, dataset.sources))
                 print(lines[-1], flush=True)
     if args.out:
