@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from model.runtime import import_tensorflow
 from training.audit import (
     EMBEDDING_MIN_COSINE,
     PHASH_MAX_DISTANCE,
@@ -209,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         return evaluate_bundle_main(argv[1:])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        return run(parse_config(argv))
+        config = parse_config(argv)
+        import_tensorflow()  # first, so that its start-up notes are dropped (model.runtime)
+        return run(config)
     except (DataError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

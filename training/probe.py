@@ -30,6 +30,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import LeaveOneGroupOut
 
 from model.preprocess import prepare_pixels
+from model.runtime import import_tensorflow
 from training.audit import connected_groups, patient_links
 from training.backbones import build_classifier, get_backbone, resolve_weights
 from training.data import is_mpox_class, load_sources, read_image
@@ -111,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated ensembles of --backbones, members joined by +: mean held-out P(mpox)")
     parser.add_argument("--out", type=Path, help="also write the table to this file")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    import_tensorflow()  # first, so that its start-up notes are dropped (model.runtime)
     if len(args.data) < 2:
         parser.error("--data needs two or more sources to hold one out")
     names = [n.strip() for n in args.backbones.split(",") if n.strip()]
