@@ -261,7 +261,7 @@ def sources_run(tmp_path_factory):
     out = root / "run"
     code = main(["--data", *(str(root / s) for s in picks), "--out", str(out),
                  "--weights-dir", str(SHARED_WEIGHTS.parent), "--backbones", "mobilenet_v2_035,mobilenet_v1_075",
-                 "--quick", "--no-served-check", "--seed", "0"])
+                 "--ensembles", "mobilenet_v2_035+mobilenet_v1_075", "--quick", "--no-served-check", "--seed", "0"])
     assert code == 0
     return out
 
@@ -289,9 +289,16 @@ def test_sources_run_holds_each_source_out_and_takes_its_threshold_from_there(so
     groups = [set(g) for g in summary["audit"]["duplicate_groups"]]
     assert any({"msld/mpox/M01_01.jpg", "msld/mpox/M01_04.jpg"} <= g for g in groups)  # one patient, one group
     compared = {row["backbone"]: row for row in summary["comparison"]}
-    assert set(compared) == {"mobilenet_v2_035", "mobilenet_v1_075"}
+    ensemble = "mobilenet_v2_035 + mobilenet_v1_075"
+    assert set(compared) == {"mobilenet_v2_035", "mobilenet_v1_075", ensemble}
     assert all(0.1 < row["int8_size_mb"] < 5 and row["int8_latency_ms"] > 0 for row in compared.values())
     assert compared["mobilenet_v1_075"]["int8_size_mb"] > compared["mobilenet_v2_035"]["int8_size_mb"]
+    # the ensemble: measured on the same held-out sources, serving both models
+    assert compared[ensemble]["int8_size_mb"] == pytest.approx(
+        compared["mobilenet_v2_035"]["int8_size_mb"] + compared["mobilenet_v1_075"]["int8_size_mb"])
+    assert 0 <= compared[ensemble]["cross_source_auc"] <= 1 and ensemble in summary["cv"]
+    figures = {f["source"]: f for f in summary["leave_source_out"][ensemble]["at_fold_threshold"]}
+    assert figures["looks"]["specificity"]["total"] == 16 and figures["msld"]["sensitivity"]["total"] == 8
     text = (sources_run / "summary.md").read_text()
-    assert "## Leave one source out" in text and "## Backbones compared" in text
+    assert "## Leave one source out" in text and "## Backbones compared" in text and f"### {ensemble}" in text
     assert (sources_run / "comparison.png").stat().st_size > 0

@@ -31,6 +31,7 @@ class StudyConfig:
     float_embeddings: bool = False
     served_check: bool = True  # convert each fold's model as served and score it (slow: one conversion a fold)
     export_backbone: str | None = None  # None: the first backbone that ran
+    ensembles: tuple[tuple[str, ...], ...] = ()  # backbones whose probabilities are averaged (measured, not exported)
     view_averaging: str = "mirror"
     head_selection: str = "sources"  # inner folds of the head: "sources" (one held out, when several) or "groups"
     augmented_copies: int = 4
@@ -47,6 +48,10 @@ class StudyConfig:
             raise ValueError("a study needs at least one data folder")
         if not self.backbones:
             raise ValueError("a study needs at least one backbone")
+        for members in self.ensembles:
+            if len(set(members)) < 2 or not set(members) <= set(self.backbones):
+                raise ValueError(f"an ensemble needs two or more of --backbones {','.join(self.backbones)}; "
+                                 f"got {'+'.join(members)}")
 
     @property
     def head(self) -> HeadConfig:

@@ -133,6 +133,8 @@ def run_fold(inputs: StudyInputs, fold: int, train: np.ndarray, test: np.ndarray
         "training_seconds": training_seconds,
         "test_index": test.tolist(),
         "probabilities": test_probs.tolist(),
+        # what chose the threshold, kept so that an ensemble's can be chosen the same way
+        "inner_positive_probabilities": fitted.inner_probabilities[:, positive].tolist(),
         **metrics,
     }
     if inputs.serving_quantization:

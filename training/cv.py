@@ -5,7 +5,7 @@
     python -m training.cv --data DIR [DIR ...] --out DIR [--backbones mobilenet_v2_035,...]
         [--weights imagenet|none|FILE] [--weights-dir DIR] [--folds 10] [--positive-class mpox]
         [--target-sensitivity 0.95] [--quantization int8] [--export-backbone NAME]
-        [--fine-tune-layers N] [--quick] [--seed 0]
+        [--fine-tune-layers N] [--ensembles NAME+NAME,...] [--quick] [--seed 0]
 
 Several --data folders are several sources (see training.data.load_sources): the study then
 also leaves each source out in turn (training.study_report). Everything lands in --out:
@@ -72,6 +72,9 @@ def parse_config(argv: list[str] | None = None) -> StudyConfig:
                         help="skip converting each fold's model as served (one conversion a fold); thresholds "
                              "then come from the study model's predictions, on the served body's embedding")
     parser.add_argument("--export-backbone", help="backbone of the exported bundle (default: first)")
+    parser.add_argument("--ensembles", default="",
+                        help="comma-separated ensembles of --backbones, members joined by +: each is measured "
+                             "(mean of its members' probabilities, same folds) beside them, not exported")
     parser.add_argument("--view-averaging", default="mirror", choices=("mirror", "none"),
                         help="test-time augmentation: average each photo's probabilities over it and its mirror image (as served)")
     parser.add_argument("--head-selection", default="sources", choices=("sources", "groups"),
@@ -87,7 +90,9 @@ def parse_config(argv: list[str] | None = None) -> StudyConfig:
     argv = sys.argv[1:] if argv is None else argv
     options = vars(parser.parse_args(argv))
     options.update(data=tuple(options["data"]), command=shlex.join(["python", "-m", "training.cv", *argv]),
-                backbones=tuple(n.strip() for n in options["backbones"].split(",") if n.strip()))
+                backbones=tuple(n.strip() for n in options["backbones"].split(",") if n.strip()),
+                ensembles=tuple(tuple(m.strip() for m in e.split("+")) for e in options["ensembles"].split(",")
+                                if e.strip()))
     if options["quick"]:
         options.update(folds=min(options["folds"], 3), augmented_copies=min(options["augmented_copies"], 1), fine_tune_layers=0)
     return StudyConfig(**options)

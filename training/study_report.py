@@ -20,6 +20,7 @@ from model.preprocess import ViewAveraging, normalise
 from training.audit import AuditReport, audit_markdown
 from training.comparison import (
     BackboneComparison,
+    ServedCost,
     comparison_markdown,
     plot_comparison,
     pooled_auc,
@@ -33,6 +34,7 @@ from training.crosssource import (
     source_splits,
 )
 from training.crossval import StudyInputs, fit_final, out_of_fold, run_folds
+from training.ensemble import ensemble_name, ensemble_rows, served_key
 from training.evaluate import mean_std, operating_threshold, rates_at, threshold_for_specificity
 from training.export import convert_to_tflite, export_bundle, with_embedding_output
 from training.quantize import (
@@ -383,15 +385,46 @@ def _compare(config: StudyConfig, name: str, prep, num_classes: int, stats: dict
     return BackboneComparison(name, stats, cross, auc, cost, seconds)
 
 
+def measure_ensemble(config: StudyConfig, data: StudyData, members: tuple[str, ...],
+                     fold_rows: dict[str, list[dict]], held_out_rows: dict[str, list[dict]],
+                     compared: list[BackboneComparison]) -> BackboneComparison:
+    """An ensemble's row of the comparison from its members' folds (training.ensemble): in-source
+    figures, and with several sources its leave-one-source-out figures; serving it costs the sum
+    of its members' int8 models and calls."""
+    labels, class_names, positive_class = data.labels, data.dataset.class_names, config.positive_class
+    rule, target, positive = config.threshold_rule, config.target_sensitivity, class_names.index(positive_class)
+    in_source = [fold_rows[m] for m in members]
+    rows = ensemble_rows(in_source, labels, class_names, positive_class, rule, target)
+    cross, pooled = None, math.nan
+    if config.several_sources:
+        # the in-source threshold as a single backbone's: on the served out-of-fold predictions
+        served_in_source = ensemble_rows(in_source, labels, class_names, positive_class, rule, target,
+                                         served_key(in_source))
+        in_source_threshold = operating_threshold(
+            rule, labels == positive, out_of_fold(served_in_source, len(labels), len(class_names))[:, positive], target)
+        member_rows = [held_out_rows[m] for m in members]
+        held_out = ensemble_rows(member_rows, labels, class_names, positive_class, rule, target, served_key(member_rows))
+        probability = out_of_fold(held_out, len(labels), len(class_names))[:, positive]
+        cross = cross_source_figures(ensemble_name(members), held_out, data.dataset.sources, labels == positive,
+                                     probability, [r.source_label for r in data.records], rule, target,
+                                     in_source_threshold)
+        pooled = pooled_auc(labels == positive, probability)
+    costs = [next(c for c in compared if c.backbone == m) for m in members]
+    cost = ServedCost(sum(c.cost.size_mb for c in costs), sum(c.cost.latency_ms for c in costs))
+    return BackboneComparison(ensemble_name(members), mean_std(rows), cross, pooled, cost,
+                              sum(c.training_seconds for c in costs))
+
+
 def write_study(config: StudyConfig, data: StudyData) -> Path:
     """Run every stage after preparation and write the run folder; returns the bundle's folder."""
     out, dataset, labels, audit, prepared = config.out, data.dataset, data.labels, data.audit, data.prepared
     class_names, splits = dataset.class_names, data.splits
     positive = class_names.index(config.positive_class)
     all_rows, stats, points, oofs, cross, compared, by_source = [], {}, {}, {}, {}, [], {}
+    fold_rows, held_out_rows = {}, {}  # each backbone's in-source and leave-one-source-out folds
     for name, prep in prepared.items():
         inputs = _inputs(config, prep, class_names, labels, audit.groups, data.sources)
-        rows = run_folds(inputs, splits, out / "folds" / name, _config_key(config, name, splits))
+        rows = fold_rows[name] = run_folds(inputs, splits, out / "folds" / name, _config_key(config, name, splits))
         all_rows += rows
         stats[name] = mean_std(rows)
         oofs[name] = out_of_fold(rows, len(labels), len(class_names))
@@ -406,7 +439,7 @@ def write_study(config: StudyConfig, data: StudyData) -> Path:
         if config.several_sources:
             # A user's photos come from a source the model never saw: the operating point must
             # hold there, so it is chosen on leave-one-source-out predictions.
-            cross[name], _, held_out_probabilities = leave_source_out(
+            cross[name], held_out_rows[name], held_out_probabilities = leave_source_out(
                 config, inputs, data, points[name]["positive_threshold"])
             in_source = points[name]
             by_source[name] = in_source_by_source(
@@ -417,6 +450,12 @@ def write_study(config: StudyConfig, data: StudyData) -> Path:
         if len(prepared) > 1:
             compared.append(_compare(config, name, prep, len(class_names), stats[name], rows, cross.get(name),
                                      labels == positive, held_out_probabilities, positive))
+    for members in config.ensembles:
+        row = measure_ensemble(config, data, members, fold_rows, held_out_rows, compared)
+        stats[row.backbone] = row.in_source
+        if row.cross_source is not None:
+            cross[row.backbone] = row.cross_source
+        compared.append(row)
     export = config.export_backbone or next(iter(prepared))
     if export not in prepared:
         raise ValueError(f"--export-backbone {export} is not among the backbones that ran: {list(prepared)}")
@@ -461,7 +500,11 @@ def write_study(config: StudyConfig, data: StudyData) -> Path:
                        + "\nIn-source: mean ± std over folds. Held-out source: the model trained on the other "
                        "sources, its AUC and its sensitivity at specificity >= 0.80 on that source (a point of the "
                        "source's ROC curve). Look-alikes: share of the source without mpox called mpox at the fold's "
-                       "threshold. int8: the backbone with its head converted as served, one LiteRT call, one thread.\n\n")
+                       "threshold. int8: the backbone with its head converted as served, one LiteRT call, one thread."
+                       + (" An ensemble (a + b): its members' probabilities averaged on the same folds, each fold's "
+                          "threshold chosen by the same rule on their averaged inner predictions; its int8 size, "
+                          "call and training time are its members' summed. Ensembles are measured, not exported."
+                          if config.ensembles else "") + "\n\n")
     (out / "summary.md").write_text(
         _summary_markdown(config, dataset, audit, stats, points, quant, held_out, data.notes, export, len(splits),
                           baseline, cross_text)
