@@ -222,6 +222,22 @@ def test_a_worker_stopped_as_redis_goes_away_stops_cleanly(tmp_path, test_bundle
     assert "event=worker_stopped" in output and "Traceback" not in output
 
 
+@pytest.mark.parametrize("stopping", [True, False], ids=["while-stopping", "while-working"])
+def test_redis_lost_is_a_clean_stop_only_when_asked_to_stop(redis_url, tag, tmp_path, monkeypatch, stopping):
+    """Redis gone as RQ says its last words: fine during a requested stop (exit 0); otherwise
+    run_worker reports it (the worker exits 4, to be restarted)."""
+    from worker.housekeeping import ScreeningWorker
+    from worker.runner import run_worker
+
+    def work(self, **kwargs):
+        self.stop_requested = stopping
+        raise redis.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(ScreeningWorker, "work", work)
+    settings = worker_settings(redis_url, tmp_path, tag)
+    assert run_worker(settings, redis.Redis.from_url(redis_url)) is stopping
+
+
 def test_a_worker_without_redis_url_says_why(tmp_path):
     import os
     import subprocess
