@@ -65,7 +65,8 @@ def test_quick_run_writes_every_output(quick_run):
     config = json.loads((quick_run / "config.json").read_text())
     assert config["folds"] == 3 and config["input_size"] == 160 and config["data"] == [str(SHARED_DATA)]
     assert StudyConfig(**{**config, "data": tuple(map(Path, config["data"])), "out": Path(config["out"]),
-                          "weights_dir": Path(config["weights_dir"]), "backbones": tuple(config["backbones"])}
+                          "weights_dir": Path(config["weights_dir"]), "backbones": tuple(config["backbones"]),
+                          "ensembles": tuple(map(tuple, config["ensembles"]))}
                        ) == parse_config(shlex.split(config["command"])[3:])
     run = json.loads((quick_run / "run.json").read_text())
     assert run["folds_used"] == 3 and "tensorflow" in " ".join(run["packages"])
