@@ -16,6 +16,7 @@ from training.probe import (
     HEAD,
     centre_crop,
     colour_constancy,
+    crop_views,
     held_out_probabilities,
     main,
     probe_row,
@@ -42,6 +43,17 @@ def test_centre_crop_zooms_in_on_the_middle():
     assert zoomed.shape == photo.shape and zoomed[0, 2:18, 2:18].min() == 255
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def test_five_crops_are_the_whole_photo_the_centre_and_each_corner():
+    photo = np.zeros((1, 20, 20, 3), np.uint8)
+    photo[0, :10, :10] = 255  # white top-left quarter
+    whole, centre, top_left, top_right, bottom_left, bottom_right = crop_views(photo, "5x0.5")
+    assert whole is photo
+    assert top_left.min() == 255 and top_right[0, 2:18, 2:18].max() == 0 and bottom_right.max() == 0
+    assert bottom_left[0, 2:18, 2:18].max() == 0 and centre[0, :8, :8].min() == 255  # the centre crop sees part of it
+    (single,) = crop_views(photo, "0.5")
+    assert np.array_equal(single, centre)
 
 
 def small_embeddings(seed: int) -> tuple[Embeddings, np.ndarray, np.ndarray]:
@@ -103,7 +115,7 @@ def test_probe_runs_on_small_sources_without_weights(tmp_path):
     out = tmp_path / "probe.md"
     command = [sys.executable, "-m", "training.probe", "--data", *(str(tmp_path / s) for s in ("one", "two", "three")),
                "--weights", "none", "--backbones", "mobilenet_v2_035,mobilenet_v3_small", "--input-size", "96",
-               "--colour", "none,grey-world", "--crops", "1.0,0.7", "--strengths", "0.1,1",
+               "--colour", "none,grey-world", "--crops", "1.0,5x0.7", "--strengths", "0.1,1",
                "--ensembles", "mobilenet_v2_035+mobilenet_v3_small", "--out", str(out)]
     run = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr

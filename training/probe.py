@@ -1,20 +1,22 @@
 """A fast probe of ideas before a full study: frozen float features, leave one source out.
 
     python -m training.probe --data DIR DIR [DIR ...] --weights-dir DIR [--backbones mobilenet_v1,...]
-        [--input-size 224] [--colour none,grey-world,shades-of-grey] [--crops 1.0,0.7]
+        [--input-size 224] [--colour none,grey-world,shades-of-grey] [--crops 1.0,0.7,5x0.7]
         [--strengths 0.0003,0.001,...] [--ensembles mobilenet_v1+mobilenet_v1_075,...] [--out FILE.md]
 
-For each backbone and each way of preparing the photos (colour constancy, centre crop) it embeds
-every photo and its mirror image once with the float body, then holds each source out in turn: the
-study's head (`training.train.fit_head`, class-balanced logistic regression) is fitted on the
-other sources and scores the held-out one, its answer averaged over the photo and its mirror. The
-head's L2 strength is chosen as the study chooses it across sources, on the training sources held
-out one at a time (class-balanced log loss), or fixed when one strength is given. An ensemble
-averages its members' held-out probabilities (each member with its own head), as serving two
-models side by side would. A row gives, per held-out source, AUC and sensitivity at specificity >= 0.80 (a point of that
-source's ROC curve), and how many photos of a source without mpox (look-alikes) score above the
-threshold that catches 90 % of all held-out mpox photos. Minutes, not the hour of a full study:
-no int8 conversion, no augmentation, no bundle. Use it to choose what a full study should try.
+For each backbone and each way of preparing the photos (colour constancy, a centre crop, or the
+whole photo and five crops, their embeddings averaged) it embeds every photo and its mirror image
+once with the float body, then holds each source out in turn: the study's head
+(`training.train.fit_head`, class-balanced logistic regression) is fitted on the other sources
+and scores the held-out one, its answer averaged over the photo and its mirror. The head's L2
+strength is chosen as the study chooses it across sources, on the training sources held out one
+at a time (class-balanced log loss), or fixed when one strength is given. An ensemble averages
+its members' held-out probabilities (each member with its own head), as serving two models side
+by side would. A row gives, per held-out source, AUC and sensitivity at specificity >= 0.80 (a
+point of that source's ROC curve), and how many photos of a source without mpox (look-alikes)
+score above the threshold that catches 90 % of all held-out mpox photos. Minutes, not the hour
+of a full study: no int8 conversion, no augmentation, no bundle. Use it to choose what a full
+study should try.
 """
 
 from __future__ import annotations
@@ -52,15 +54,29 @@ def colour_constancy(pixels: np.ndarray, power: float | None) -> np.ndarray:
     return np.clip(x / illuminant[:, None, None, :] * 255.0, 0, 255).astype(np.uint8)
 
 
-def centre_crop(pixels: np.ndarray, scale: float) -> np.ndarray:
-    """The central `scale` of each uint8 (N,H,W,3) photo, resized back to H x W (a closer view)."""
+def centre_crop(pixels: np.ndarray, scale: float, anchor: tuple[float, float] = (0.5, 0.5)) -> np.ndarray:
+    """The central `scale` of each uint8 (N,H,W,3) photo, resized back to H x W (a closer view);
+    `anchor` (0..1 from the top, from the left) places the crop elsewhere: (0, 0) is top left."""
     if scale >= 1.0:
         return pixels
     height, width = pixels.shape[1:3]
     crop_h, crop_w = max(1, round(height * scale)), max(1, round(width * scale))
-    top, left = (height - crop_h) // 2, (width - crop_w) // 2
+    top, left = round((height - crop_h) * anchor[0]), round((width - crop_w) * anchor[1])
     return np.stack([prepare_pixels(Image.fromarray(p[top:top + crop_h, left:left + crop_w]), (width, height))
                      for p in pixels])
+
+
+FIVE_CROPS = ((0.5, 0.5), (0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0))  # centre, then the corners
+
+
+def crop_views(pixels: np.ndarray, spec: str) -> list[np.ndarray]:
+    """The views whose embeddings are averaged for one --crops entry: "0.7" is the central 70 %
+    alone; "5x0.7" is the whole photo and five 70 % crops (centre and corners), several views of
+    a lesion that may not sit in the middle."""
+    if spec.startswith("5x"):
+        scale = float(spec[2:])
+        return [pixels, *(centre_crop(pixels, scale, anchor) for anchor in FIVE_CROPS)]
+    return [centre_crop(pixels, float(spec))]
 
 
 def held_out_probabilities(embeddings: Embeddings, is_mpox: np.ndarray, sources: np.ndarray, groups: np.ndarray,
@@ -105,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backbones", default="mobilenet_v1")
     parser.add_argument("--input-size", type=int, default=224)
     parser.add_argument("--colour", default="none", help=f"comma-separated: {', '.join(COLOUR_POWERS)}")
-    parser.add_argument("--crops", default="1.0", help="comma-separated centre-crop scales")
+    parser.add_argument("--crops", default="1.0",
+                        help="comma-separated: a centre-crop scale (0.7), or 5xSCALE: the whole photo and five "
+                             "crops (centre, corners) at SCALE, their embeddings averaged")
     parser.add_argument("--strengths", default=",".join(str(c) for c in HEAD.cross_source_regularisation),
                         help="L2 strengths (C) to choose from across sources; one value: fixed")
     parser.add_argument("--ensembles", default="",
@@ -133,26 +151,26 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines), flush=True)
     head = dataclasses.replace(HEAD, cross_source_regularisation=strengths)
     groups = connected_groups(len(dataset.records), [], patient_links([r.patient for r in dataset.records]))
-    held_out: dict[tuple[str, str, float], np.ndarray] = {}
+    held_out: dict[tuple[str, str, str], np.ndarray] = {}
     for name in names:
         spec = dataclasses.replace(get_backbone(name), input_size=args.input_size)
         extractor = feature_model(build_classifier(spec, 2, weights=resolve_weights(spec, args.weights, args.weights_dir)))
         for colour in args.colour.split(","):
-            for crop in (float(c) for c in args.crops.split(",")):
-                pixels = centre_crop(colour_constancy(photos, COLOUR_POWERS[colour]), crop)
-                plain = embed(extractor, pixels, spec)
-                embeddings = Embeddings(plain, np.zeros((len(plain), 0, plain.shape[1]), plain.dtype),
-                                        embed(extractor, mirror_images(pixels), spec))
+            for crop in args.crops.split(","):
+                views = crop_views(colour_constancy(photos, COLOUR_POWERS[colour]), crop)
+                plain = np.mean([embed(extractor, view, spec) for view in views], axis=0)
+                mirrored = np.mean([embed(extractor, mirror_images(view), spec) for view in views], axis=0)
+                embeddings = Embeddings(plain, np.zeros((len(plain), 0, plain.shape[1]), plain.dtype), mirrored)
                 probabilities, chosen = held_out_probabilities(embeddings, is_mpox, sources, groups, head)
                 held_out[name, colour, crop] = probabilities
-                label = f"{name}, {colour}, {crop:g}: C {'/'.join(f'{chosen[s]:g}' for s in dataset.sources)}"
+                label = f"{name}, {colour}, {crop}: C {'/'.join(f'{chosen[s]:g}' for s in dataset.sources)}"
                 lines.append(probe_row(label, probabilities, is_mpox, sources, dataset.sources))
                 print(lines[-1], flush=True)
     for members in ensembles:
         for colour in args.colour.split(","):
-            for crop in (float(c) for c in args.crops.split(",")):
+            for crop in args.crops.split(","):
                 probabilities = np.mean([held_out[m, colour, crop] for m in members], axis=0)
-                label = f"{' + '.join(members)} (mean P), {colour}, {crop:g}"
+                label = f"{' + '.join(members)} (mean P), {colour}, {crop}"
                 lines.append(probe_row(label, probabilities, is_mpox, sources, dataset.sources))
                 print(lines[-1], flush=True)
     if args.out:
