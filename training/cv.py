@@ -38,6 +38,7 @@ from training.audit import (
 from training.backbones import BACKBONES, BackboneSpec, get_backbone, resolve_weights
 from training.config import StudyConfig
 from training.data import DataError, Dataset, load_pixels, load_sources, read_image
+from training.ensemble import parse_ensembles
 from training.features import Embeddings, cache_key, compute_embeddings
 from training.train import group_splits
 
@@ -91,8 +92,7 @@ def parse_config(argv: list[str] | None = None) -> StudyConfig:
     options = vars(parser.parse_args(argv))
     options.update(data=tuple(options["data"]), command=shlex.join(["python", "-m", "training.cv", *argv]),
                 backbones=tuple(n.strip() for n in options["backbones"].split(",") if n.strip()),
-                ensembles=tuple(tuple(m.strip() for m in e.split("+")) for e in options["ensembles"].split(",")
-                                if e.strip()))
+                ensembles=parse_ensembles(options["ensembles"]))
     if options["quick"]:
         options.update(folds=min(options["folds"], 3), augmented_copies=min(options["augmented_copies"], 1), fine_tune_layers=0)
     return StudyConfig(**options)

@@ -19,6 +19,11 @@ def ensemble_name(members: tuple[str, ...]) -> str:
     return " + ".join(members)
 
 
+def parse_ensembles(text: str) -> tuple[tuple[str, ...], ...]:
+    """`--ensembles` of training.cv and training.probe: "a+b,a+b+c" -> (("a", "b"), ("a", "b", "c"))."""
+    return tuple(tuple(m.strip() for m in e.split("+")) for e in text.split(",") if e.strip())
+
+
 def ensemble_rows(member_rows: list[list[dict]], labels: np.ndarray, class_names: tuple[str, ...],
                   positive_class: str, rule: str, target: float, key: str = "probabilities") -> list[dict]:
     """One row per fold: the members' `key` probabilities averaged, the fold's threshold chosen by

@@ -36,6 +36,7 @@ from model.runtime import import_tensorflow
 from training.audit import connected_groups, patient_links
 from training.backbones import build_classifier, get_backbone, resolve_weights
 from training.data import is_mpox_class, load_sources, read_image
+from training.ensemble import ensemble_name, parse_ensembles
 from training.features import Embeddings, embed, feature_model, mirror_images
 from training.train import HeadConfig, fit_head, view_probabilities
 
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.data) < 2:
         parser.error("--data needs two or more sources to hold one out")
     names = [n.strip() for n in args.backbones.split(",") if n.strip()]
-    ensembles = [tuple(m.strip() for m in e.split("+")) for e in args.ensembles.split(",") if e.strip()]
+    ensembles = parse_ensembles(args.ensembles)
     if unknown := {m for e in ensembles for m in e} - set(names):
         parser.error(f"--ensembles names backbones not in --backbones: {', '.join(sorted(unknown))}")
     dataset = load_sources(args.data)
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         for colour in args.colour.split(","):
             for crop in args.crops.split(","):
                 probabilities = np.mean([held_out[m, colour, crop] for m in members], axis=0)
-                label = f"{' + '.join(members)} (mean P), {colour}, {crop}"
+                label = f"{ensemble_name(members)} (mean P), {colour}, {crop}"
                 lines.append(probe_row(label, probabilities, is_mpox, sources, dataset.sources))
                 print(lines[-1], flush=True)
     if args.out:

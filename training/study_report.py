@@ -398,10 +398,9 @@ def measure_ensemble(config: StudyConfig, data: StudyData, members: tuple[str, .
     cross, pooled = None, math.nan
     if config.several_sources:
         # the in-source threshold as a single backbone's: on the served out-of-fold predictions
-        served_in_source = ensemble_rows(in_source, labels, class_names, positive_class, rule, target,
-                                         served_key(in_source))
-        in_source_threshold = operating_threshold(
-            rule, labels == positive, out_of_fold(served_in_source, len(labels), len(class_names))[:, positive], target)
+        served_oof = np.mean([out_of_fold(r, len(labels), len(class_names), served_key(in_source)) for r in in_source],
+                             axis=0)
+        in_source_threshold = operating_point(config, labels, served_oof, positive)["positive_threshold"]
         member_rows = [held_out_rows[m] for m in members]
         held_out = ensemble_rows(member_rows, labels, class_names, positive_class, rule, target, served_key(member_rows))
         probability = out_of_fold(held_out, len(labels), len(class_names))[:, positive]
