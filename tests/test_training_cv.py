@@ -18,6 +18,7 @@ from training.crossval import StudyInputs, run_folds
 from training.features import Embeddings
 from training.train import (
     HeadConfig,
+    balance_weights,
     fit_head,
     group_splits,
     inner_splits,
@@ -171,6 +172,44 @@ def test_head_chosen_by_source_scores_each_source_with_a_model_that_never_saw_it
     assert fitted.inner_probabilities[msld] == pytest.approx(expected, abs=1e-6)
     # without sources the same configuration falls back to group folds and the in-source grid
     assert fit_head(inputs.embeddings, inputs.labels, inputs.groups, everything, 3, head, 0).regularisation == 123.0
+
+
+def test_source_balance_weighs_each_class_and_each_source_within_it_the_same():
+    labels = np.array([1] * 2 + [0] * 6 + [1] * 4 + [0] * 12)  # source "a": 2 mpox, 6 others; "b": 4 and 12
+    sources = np.array(["a"] * 8 + ["b"] * 16)
+    index = np.arange(24)
+    assert balance_weights(labels, sources, index, 2, "classes") is None  # sklearn's class weights then
+    weights = balance_weights(labels, sources, index, 2, "sources")
+    per_photo = weights[:24]
+    assert np.array_equal(weights[24:], np.repeat(per_photo, 2))  # each augmented copy weighs as its photo
+    total = {(lab, src): per_photo[(labels == lab) & (sources == src)].sum() for lab in (0, 1) for src in "ab"}
+    assert len({round(t, 9) for t in total.values()}) == 1  # every (class, source) cell the same
+    assert per_photo.sum() == pytest.approx(24)
+    # a class found in one source only: that source carries the whole class
+    only_b = np.where(sources == "a", 0, labels)
+    weights = balance_weights(only_b, sources, index, 0, "sources")
+    assert weights[only_b == 1].sum() == pytest.approx(weights[only_b == 0].sum())
+    with pytest.raises(ValueError, match="unknown balance"):
+        balance_weights(labels, sources, index, 0, "patients")
+
+
+def test_source_balanced_head_fits_with_those_weights_and_no_class_weights():
+    inputs, _ = _three_sources()
+    sources = np.array(["web"] * 6 + ["msld"] * 9 + ["looks"] * 21)  # uneven, so the balances differ
+    inputs = dataclasses.replace(inputs, sources=sources)
+    head = HeadConfig(selection="sources", cross_source_regularisation=(0.5,), balance="sources")
+    everything = np.arange(36)
+    fitted = fit_head(inputs.embeddings, inputs.labels, inputs.groups, everything, 3, head, 0, sources)
+    features, targets = training_rows(inputs.embeddings, inputs.labels, everything)
+    from sklearn.linear_model import LogisticRegression
+
+    copies = inputs.embeddings.augmented.shape[1]
+    alone = LogisticRegression(C=0.5, max_iter=3000, random_state=0)
+    alone.fit(features, targets, sample_weight=balance_weights(inputs.labels, sources, everything, copies, "sources"))
+    assert fitted.model.coef_ == pytest.approx(alone.coef_, abs=1e-5)
+    plain = fit_head(inputs.embeddings, inputs.labels, inputs.groups, everything, 3,
+                     dataclasses.replace(head, balance="classes"), 0, sources)
+    assert not np.allclose(plain.model.coef_, fitted.model.coef_)
 
 
 def test_missing_backbone_weights_stop_with_a_clear_message(tmp_path, capsys):

@@ -97,6 +97,27 @@ def test_the_strength_is_chosen_as_the_study_chooses_it_across_sources():
     assert set(held_out_probabilities(embeddings, is_mpox, sources, np.arange(60), fixed)[1].values()) == {0.05}
 
 
+def test_a_head_of_finer_conditions_scores_p_mpox_and_chooses_its_strength_on_the_screening_question():
+    """Each source's other photos are a condition of their own (as in the real sources), so a
+    held-out source's condition is a class the head never saw: the strength is still chosen,
+    on P(mpox) against the rest, and every photo gets P(mpox) from a head that never saw its source."""
+    from training.train import fit_head
+
+    embeddings, is_mpox, sources = small_embeddings(4)
+    conditions = np.where(is_mpox, "Monkeypox", np.char.add("rash_", sources))
+    head = dataclasses.replace(HEAD, cross_source_regularisation=(0.01, 1.0), balance="sources")
+    probabilities, chosen = held_out_probabilities(embeddings, is_mpox, sources, np.arange(60), head, conditions)
+    assert ((probabilities >= 0) & (probabilities <= 1)).all() and set(chosen.values()) <= {0.01, 1.0}
+    assert all(roc_auc(is_mpox[sources == s], probabilities[sources == s]) > 0.8 for s in "abc")
+    # the study's fit_head on the four classes (mpox, rash_a, rash_b, rash_c) without source "c"
+    classes, labels = np.unique(np.where(is_mpox, "mpox", np.char.add("rash_", sources)), return_inverse=True)
+    train = np.flatnonzero(sources != "c")
+    fitted = fit_head(embeddings, labels, np.arange(60), train, 4, head, 0, sources, positive=0)
+    assert fitted.regularisation == chosen["c"]
+    assert fitted.inner_log_loss < 1.0  # P(mpox) scored, not the log of ~0 for rash_a held out
+    assert set(fitted.model.classes_) == {0, 1, 2}  # mpox and the two training sources' rashes
+
+
 def roc_auc(labels, scores):
     from sklearn.metrics import roc_auc_score
 
@@ -116,13 +137,16 @@ def test_probe_runs_on_small_sources_without_weights(tmp_path):
     command = [sys.executable, "-m", "training.probe", "--data", *(str(tmp_path / s) for s in ("one", "two", "three")),
                "--weights", "none", "--backbones", "mobilenet_v2_035,mobilenet_v3_small", "--input-size", "96",
                "--colour", "none,grey-world", "--crops", "1.0,5x0.7", "--strengths", "0.1,1",
+               "--features", "pooled,levels", "--balance", "sources", "--labels", "screening,conditions",
                "--ensembles", "mobilenet_v2_035+mobilenet_v3_small", "--out", str(out)]
     run = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     assert "oneDNN" not in run.stderr and "cpu_feature_guard" not in run.stderr  # TensorFlow's start-up notes
     rows = [line for line in out.read_text().splitlines() if line.startswith("| mobilenet_")]
-    assert len(rows) == 4 + 4 + 4 and all(row.rstrip().endswith("/4 |") for row in rows)  # 4 look-alike photos
-    assert sum("(mean P)" in row for row in rows) == 4
+    variants = 2 * 2 * 2 * 2  # colour, crops, features, labels
+    assert len(rows) == 3 * variants and all(row.rstrip().endswith("/4 |") for row in rows)  # 4 look-alike photos
+    assert sum("(mean P)" in row for row in rows) == variants
+    assert sum(", levels, sources, conditions: C" in row for row in rows) == 2 * 2 * 2
 
 
 def test_an_ensemble_of_a_backbone_not_probed_is_refused_before_any_work(tmp_path, capsys):
@@ -130,3 +154,11 @@ def test_an_ensemble_of_a_backbone_not_probed_is_refused_before_any_work(tmp_pat
         main(["--data", str(tmp_path / "a"), str(tmp_path / "b"), "--backbones", "mobilenet_v1",
               "--ensembles", "mobilenet_v1+mobilenet_v1_075"])
     assert "not in --backbones: mobilenet_v1_075" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("option", "value"), [("--features", "pooled,deep"), ("--balance", "patients"),
+                                               ("--labels", "conditions,icd10")])
+def test_an_unknown_variant_is_refused_before_any_work(tmp_path, capsys, option, value):
+    with pytest.raises(SystemExit):
+        main(["--data", str(tmp_path / "a"), str(tmp_path / "b"), option, value])
+    assert f"{option}: unknown" in capsys.readouterr().err

@@ -2,7 +2,8 @@
 
     python -m training.probe --data DIR DIR [DIR ...] --weights-dir DIR [--backbones mobilenet_v1,...]
         [--input-size 224] [--colour none,grey-world,shades-of-grey] [--crops 1.0,0.7,5x0.7]
-        [--strengths 0.0003,0.001,...] [--ensembles mobilenet_v1+mobilenet_v1_075,...] [--out FILE.md]
+        [--strengths 0.0003,0.001,...] [--ensembles mobilenet_v1+mobilenet_v1_075,...]
+        [--features pooled,levels] [--balance classes,sources] [--labels screening,conditions] [--out FILE.md]
 
 For each backbone and each way of preparing the photos (colour constancy, a centre crop, or the
 whole photo and five crops, their embeddings averaged) it embeds every photo and its mirror image
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import sys
 from pathlib import Path
 
@@ -80,18 +82,45 @@ def crop_views(pixels: np.ndarray, spec: str) -> list[np.ndarray]:
     return [centre_crop(pixels, float(spec))]
 
 
+def level_layers(classifier, input_size: int, strides: tuple[int, ...] = (8, 16, 32)) -> list:
+    """The backbone's last layer output at each of `strides` (28, 14 and 7 wide at 224 px):
+    mid-level texture and colour as well as the top layer's object-like features."""
+    last: dict[int, object] = {}
+    for layer in classifier.layers:
+        shape = layer.output.shape if len(layer.output.shape) == 4 else None
+        if shape and shape[1] and input_size % int(shape[1]) == 0:
+            last[input_size // int(shape[1])] = layer
+    return [last[s] for s in strides if s in last]
+
+
+def probe_extractor(classifier, input_size: int, features: str):
+    """The embedding the head is fitted on: "pooled" is the served `features` layer; "levels"
+    concatenates the global average of the last activation at strides 8, 16 and 32."""
+    if features == "pooled":
+        return feature_model(classifier)
+    import keras
+
+    pooled = [keras.layers.GlobalAveragePooling2D()(layer.output) for layer in level_layers(classifier, input_size)]
+    return keras.Model(classifier.input, keras.layers.Concatenate()(pooled))
+
+
 def held_out_probabilities(embeddings: Embeddings, is_mpox: np.ndarray, sources: np.ndarray, groups: np.ndarray,
-                           head: HeadConfig) -> tuple[np.ndarray, dict[str, float]]:
+                           head: HeadConfig, conditions: np.ndarray | None = None
+                           ) -> tuple[np.ndarray, dict[str, float]]:
     """P(mpox) of every photo from a head that never saw its source, and the strength each used.
 
     Each head is the study's own (`fit_head`): its strength chosen on the training sources held
-    out one at a time (group folds where that cannot judge), the photo's views averaged."""
-    labels = is_mpox.astype(int)
+    out one at a time (group folds where that cannot judge), the photo's views averaged. With
+    `conditions` (each photo's own class name) the head learns those finer classes, mpox photos
+    being one class whatever their source calls it, and P(mpox) is what is scored."""
+    others = np.char.lower(conditions.astype(str)) if conditions is not None else "not_mpox"
+    classes, labels = np.unique(np.where(is_mpox, "mpox", others), return_inverse=True)
+    positive = int(np.flatnonzero(classes == "mpox")[0])
     result, chosen = np.zeros(len(labels)), {}
     for train, test in LeaveOneGroupOut().split(labels, labels, sources):
-        fitted = fit_head(embeddings, labels, groups, train, 2, head, 0, sources)
+        fitted = fit_head(embeddings, labels, groups, train, len(classes), head, 0, sources, positive)
         chosen[str(sources[test[0]])] = fitted.regularisation
-        result[test] = view_probabilities(fitted.model, embeddings, test, 2, head.view_averaging)[:, 1]
+        result[test] = view_probabilities(fitted.model, embeddings, test, len(classes), head.view_averaging)[:, positive]
     return result, chosen
 
 
@@ -129,18 +158,32 @@ def main(argv: list[str] | None = None) -> int:
                         help="L2 strengths (C) to choose from across sources; one value: fixed")
     parser.add_argument("--ensembles", default="",
                         help="comma-separated ensembles of --backbones, members joined by +: mean held-out P(mpox)")
+    parser.add_argument("--features", default="pooled",
+                        help="comma-separated: pooled (the served embedding), levels (pooled activations at "
+                             "strides 8, 16 and 32, concatenated)")
+    parser.add_argument("--balance", default="classes",
+                        help="comma-separated: classes (the study's class weights), sources (each class and, "
+                             "within it, each source weighs the same)")
+    parser.add_argument("--labels", default="screening",
+                        help="comma-separated: screening (mpox or not), conditions (each source's own classes, "
+                             "mpox merged; the head learns them and P(mpox) is scored)")
     parser.add_argument("--out", type=Path, help="also write the table to this file")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     import_tensorflow()  # first, so that its start-up notes are dropped (model.runtime)
     if len(args.data) < 2:
         parser.error("--data needs two or more sources to hold one out")
     names = [n.strip() for n in args.backbones.split(",") if n.strip()]
+    for option, allowed in (("features", ("pooled", "levels")), ("balance", ("classes", "sources")),
+                            ("labels", ("screening", "conditions"))):
+        if unknown := set(getattr(args, option).split(",")) - set(allowed):
+            parser.error(f"--{option}: unknown {', '.join(sorted(unknown))}; choose from {', '.join(allowed)}")
     ensembles = parse_ensembles(args.ensembles)
     if unknown := {m for e in ensembles for m in e} - set(names):
         parser.error(f"--ensembles names backbones not in --backbones: {', '.join(sorted(unknown))}")
     dataset = load_sources(args.data)
     is_mpox = np.array([is_mpox_class(r.label) for r in dataset.records])
     sources = np.array([r.source for r in dataset.records])
+    conditions = np.array([r.source_label for r in dataset.records])
     size = (args.input_size, args.input_size)
     photos = np.stack([prepare_pixels(read_image(r.path), size) for r in dataset.records])
     strengths = tuple(float(c) for c in args.strengths.split(","))
@@ -152,28 +195,33 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines), flush=True)
     head = dataclasses.replace(HEAD, cross_source_regularisation=strengths)
     groups = connected_groups(len(dataset.records), [], patient_links([r.patient for r in dataset.records]))
-    held_out: dict[tuple[str, str, str], np.ndarray] = {}
+    held_out: dict[tuple[str, ...], np.ndarray] = {}
     for name in names:
         spec = dataclasses.replace(get_backbone(name), input_size=args.input_size)
-        extractor = feature_model(build_classifier(spec, 2, weights=resolve_weights(spec, args.weights, args.weights_dir)))
-        for colour in args.colour.split(","):
-            for crop in args.crops.split(","):
-                views = crop_views(colour_constancy(photos, COLOUR_POWERS[colour]), crop)
-                plain = np.mean([embed(extractor, view, spec) for view in views], axis=0)
-                mirrored = np.mean([embed(extractor, mirror_images(view), spec) for view in views], axis=0)
-                embeddings = Embeddings(plain, np.zeros((len(plain), 0, plain.shape[1]), plain.dtype), mirrored)
-                probabilities, chosen = held_out_probabilities(embeddings, is_mpox, sources, groups, head)
-                held_out[name, colour, crop] = probabilities
-                label = f"{name}, {colour}, {crop}: C {'/'.join(f'{chosen[s]:g}' for s in dataset.sources)}"
+        classifier = build_classifier(spec, 2, weights=resolve_weights(spec, args.weights, args.weights_dir))
+        for colour, crop, features in itertools.product(args.colour.split(","), args.crops.split(","),
+                                                        args.features.split(",")):
+            extractor = probe_extractor(classifier, args.input_size, features)
+            views = crop_views(colour_constancy(photos, COLOUR_POWERS[colour]), crop)
+            plain = np.mean([embed(extractor, view, spec) for view in views], axis=0)
+            mirrored = np.mean([embed(extractor, mirror_images(view), spec) for view in views], axis=0)
+            embeddings = Embeddings(plain, np.zeros((len(plain), 0, plain.shape[1]), plain.dtype), mirrored)
+            for balance, labels in itertools.product(args.balance.split(","), args.labels.split(",")):
+                probabilities, chosen = held_out_probabilities(
+                    embeddings, is_mpox, sources, groups, dataclasses.replace(head, balance=balance),
+                    conditions if labels == "conditions" else None)
+                held_out[name, colour, crop, features, balance, labels] = probabilities
+                label = (f"{name}, {colour}, {crop}, {features}, {balance}, {labels}: "
+                         f"C {'/'.join(f'{chosen[s]:g}' for s in dataset.sources)}")
                 lines.append(probe_row(label, probabilities, is_mpox, sources, dataset.sources))
                 print(lines[-1], flush=True)
     for members in ensembles:
-        for colour in args.colour.split(","):
-            for crop in args.crops.split(","):
-                probabilities = np.mean([held_out[m, colour, crop] for m in members], axis=0)
-                label = f"{ensemble_name(members)} (mean P), {colour}, {crop}"
-                lines.append(probe_row(label, probabilities, is_mpox, sources, dataset.sources))
-                print(lines[-1], flush=True)
+        for variant in itertools.product(args.colour.split(","), args.crops.split(","), args.features.split(","),
+                                         args.balance.split(","), args.labels.split(",")):
+            probabilities = np.mean([held_out[(m, *variant)] for m in members], axis=0)
+            label = f"{ensemble_name(members)} (mean P), {', '.join(variant)}"
+            lines.append(probe_row(label, probabilities, is_mpox, sources, dataset.sources))
+            print(lines[-1], flush=True)
     if args.out:
         args.out.write_text("\n".join(lines) + "\n")
     return 0

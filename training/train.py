@@ -42,6 +42,9 @@ class HeadConfig:
     class_weight: str | None = "balanced"
     max_iter: int = 3000
     view_averaging: str = "mirror"  # views averaged per photo: "mirror" or "none"
+    # "classes": each class weighs the same; "sources": each class weighs the same and, within
+    # a class, each source does (a 978-photo atlas no longer outweighs a 105-photo source).
+    balance: str = "classes"
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,31 @@ def training_rows(embeddings: Embeddings, labels: np.ndarray, index: np.ndarray)
     return np.concatenate(features), np.concatenate([labels[index], np.repeat(labels[index], copies)])
 
 
+def balance_weights(labels: np.ndarray, sources: np.ndarray | None, index: np.ndarray, copies: int,
+                    balance: str, positive: int | None = None) -> np.ndarray | None:
+    """Sample weights of the training rows of the photos at `index` (as `training_rows` orders
+    them), or None to let the class weights of `HeadConfig.class_weight` balance the classes.
+
+    With balance "sources", each class weighs the same (or, with `positive` given, that class
+    half and the other classes sharing the other half: the screening question balanced while
+    the head learns finer conditions), and within each class each source weighs the same."""
+    if balance == "classes" or sources is None:
+        return None
+    if balance != "sources":
+        raise ValueError(f"unknown balance {balance!r}: classes or sources")
+    here, where = labels[index], sources[index]
+    cells = np.char.add(here.astype(str), np.char.add("/", where.astype(str)))
+    _, cell_of, cell_count = np.unique(cells, return_inverse=True, return_counts=True)
+    present = np.unique(here)
+    share = {label: 1.0 / len(present) for label in present}
+    if positive is not None and positive in share and len(present) > 2:
+        share = {label: 0.5 if label == positive else 0.5 / (len(present) - 1) for label in present}
+    sources_in_class = {label: len(np.unique(where[here == label])) for label in present}
+    per_photo = np.array([share[label] / sources_in_class[label] for label in here]) / cell_count[cell_of]
+    per_photo *= len(index) / per_photo.sum()
+    return np.concatenate([per_photo, np.repeat(per_photo, copies)])
+
+
 def probabilities(model: LogisticRegression, features: np.ndarray, num_classes: int) -> np.ndarray:
     """predict_proba with one column per class, including classes the model never saw."""
     out = np.zeros((len(features), num_classes))
@@ -74,17 +102,19 @@ def view_probabilities(
     return np.mean([probabilities(model, view, num_classes) for view in views], axis=0)
 
 
-def fit_logistic(features: np.ndarray, labels: np.ndarray, strength: float, config: HeadConfig, seed: int
-                 ) -> LogisticRegression:
-    """One logistic-regression head with L2 strength `strength` (C) and the config's class weights."""
+def fit_logistic(features: np.ndarray, labels: np.ndarray, strength: float, config: HeadConfig, seed: int,
+                 sample_weight: np.ndarray | None = None) -> LogisticRegression:
+    """One logistic-regression head with L2 strength `strength` (C) and the config's class
+    weights, or, when given, `sample_weight` (`balance_weights`) instead."""
     model = LogisticRegression(
-        C=strength, class_weight=config.class_weight, max_iter=config.max_iter, random_state=seed
+        C=strength, class_weight=config.class_weight if sample_weight is None else None,
+        max_iter=config.max_iter, random_state=seed,
     )
     # One BLAS thread: these matrices are small, and threads fighting over 2 busy cores made
     # each fit ~15x slower.
     with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return model.fit(features, labels)
+        return model.fit(features, labels, sample_weight=sample_weight)
 
 
 def group_splits(labels: np.ndarray, groups: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -123,13 +153,16 @@ def inner_predictions(
     config: HeadConfig,
     seed: int,
     sources: np.ndarray | None = None,
+    positive: int | None = None,
 ) -> np.ndarray:
     """Out-of-fold probabilities for the photos at `index`, from folds inside `index` only."""
     num_classes = int(labels.max()) + 1
     result = np.zeros((len(index), num_classes))
     for inner_train, inner_test in inner_splits(labels, groups, sources, index, config, seed):
         features, targets = training_rows(embeddings, labels, index[inner_train])
-        model = fit_logistic(features, targets, strength, config, seed)
+        weights = balance_weights(labels, sources, index[inner_train], embeddings.augmented.shape[1], config.balance,
+                                  positive)
+        model = fit_logistic(features, targets, strength, config, seed, weights)
         result[inner_test] = view_probabilities(
             model, embeddings, index[inner_test], num_classes, config.view_averaging)
     return result
@@ -144,26 +177,41 @@ def fit_head(
     config: HeadConfig,
     seed: int = 0,
     sources: np.ndarray | None = None,
+    positive: int | None = None,
 ) -> FittedHead:
     """Choose C on inner folds of the photos at `index`, then fit on all of them (+ augmented).
 
-    `sources` (each photo's data set) lets `config.selection = "sources"` hold one out at a time."""
+    `sources` (each photo's data set) lets `config.selection = "sources"` hold one out at a time.
+    `positive` (the mpox class of a head that learns finer conditions) makes the choice, across
+    sources, judge the screening question: a held-out source's own conditions are classes the
+    inner head never saw, and only P(mpox) is served."""
     by_source = selects_by_source(config, labels, sources, index)
     strengths = config.cross_source_regularisation if by_source else config.regularisation
+    screening = by_source and positive is not None and num_classes > 2
+    scored = (labels == positive).astype(int) if screening else labels
     # Held-out sources differ in their class mix (a look-alike atlas has no mpox at all), so
-    # across sources the loss weighs the classes equally, as the fit's class weights do.
-    weights = compute_sample_weight("balanced", labels[index]) if by_source else None
+    # across sources the loss weighs the classes (and with balance "sources", the sources) as the fit does.
+    weights = None
+    if by_source:
+        weights = (balance_weights(scored, sources, index, 0, config.balance) if config.balance == "sources"
+                   else compute_sample_weight("balanced", scored[index]))
     best = None
     for strength in strengths:
-        inner = inner_predictions(embeddings, labels, groups, index, strength, config, seed, sources)
+        inner = inner_predictions(embeddings, labels, groups, index, strength, config, seed, sources, positive)
         clipped = np.clip(inner, 1e-7, 1)
-        loss = log_loss(labels[index], clipped / clipped.sum(1, keepdims=True), labels=list(range(num_classes)),
-                        sample_weight=weights)
+        if screening:
+            loss = log_loss(scored[index], np.clip(inner[:, positive], 1e-7, 1 - 1e-7), labels=[0, 1],
+                            sample_weight=weights)
+        else:
+            loss = log_loss(labels[index], clipped / clipped.sum(1, keepdims=True), labels=list(range(num_classes)),
+                            sample_weight=weights)
         if best is None or loss < best[0]:
             best = (loss, strength, inner)
     loss, strength, inner = best
     features, targets = training_rows(embeddings, labels, index)
-    model = fit_logistic(features, targets, strength, config, seed)
+    model = fit_logistic(features, targets, strength, config, seed,
+                         balance_weights(labels, sources, index, embeddings.augmented.shape[1], config.balance,
+                                         positive))
     return FittedHead(model, strength, inner, float(loss))
 
 
