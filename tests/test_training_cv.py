@@ -263,6 +263,27 @@ def test_fine_tuned_fold_takes_its_threshold_from_frozen_inner_predictions(monke
     assert np.allclose(row["probabilities"], [[0.25, 0.5, 0.25]] * len(test))  # scored with the fine-tuned model
 
 
+def test_fine_tuning_weighs_its_rows_as_the_source_balanced_head_does(monkeypatch):
+    calls = []
+    monkeypatch.setattr(crossval, "fine_tune", lambda *a, **k: calls.append((a, k)) or {})
+    inputs, sources = _three_sources()
+    inputs = dataclasses.replace(inputs, pixels=np.zeros((36, 4, 4, 3), np.uint8),
+                                 augmented_pixels=np.zeros((36, 2, 4, 4, 3), np.uint8),
+                                 head=dataclasses.replace(inputs.head, balance="sources"))
+    everything = np.arange(36)
+    val_index = crossval._fine_tune_on(inputs, object(), everything)
+    (args, kwargs), = calls
+    fit_index = np.setdiff1d(everything, val_index)
+    assert args[5] is None  # no class weights: the sample weights already balance the classes
+    assert np.allclose(kwargs["sample_weight"], balance_weights(inputs.labels, sources, fit_index, 2, "sources", 1))
+    assert len(kwargs["sample_weight"]) == len(args[1][1]) == 3 * len(fit_index)
+    calls.clear()
+    crossval._fine_tune_on(dataclasses.replace(inputs, head=dataclasses.replace(inputs.head, balance="classes")),
+                           object(), everything)
+    (args, kwargs), = calls
+    assert kwargs["sample_weight"] is None and set(args[5]) == {0, 1, 2}  # class weights, as before
+
+
 @pytest.mark.parametrize("augmentation", ["mirror", "none"])
 def test_fold_scores_each_photo_on_the_mean_over_its_classifier_views(augmentation):
     from training.train import fit_head, probabilities
@@ -279,16 +300,12 @@ def test_fold_scores_each_photo_on_the_mean_over_its_classifier_views(augmentati
     assert not np.allclose(own, mirrored)
 
 
-@pytest.fixture(scope="module")
-def sources_run(tmp_path_factory):
-    """A quick study of three small real sources (one without mpox) and two backbones."""
+def _small_real_sources(root: Path) -> list[str]:
+    """Three small real sources (one without mpox), 8 photos a class; skips without shared data."""
     shared = SHARED_DATA.parent
     needed = [shared / "msld-v1", shared / "dermnet-lookalikes", SHARED_WEIGHTS.parent / "mobilenet_7_5_192_tf_no_top.h5"]
     if not SHARED_DATA.is_dir() or not SHARED_WEIGHTS.is_file() or not all(p.exists() for p in needed):
         pytest.skip("shared photos or weights are not present")
-    from training.cv import main
-
-    root = tmp_path_factory.mktemp("sources")
     picks = {"web": {"mpox": SHARED_DATA / "mpox", "normal": SHARED_DATA / "normal"},
              "msld": {"mpox": shared / "msld-v1" / "mpox", "others": shared / "msld-v1" / "others"},
              "looks": {"Herpes_simplex": shared / "dermnet-lookalikes" / "Herpes_simplex",
@@ -298,8 +315,18 @@ def sources_run(tmp_path_factory):
             (root / source / name).mkdir(parents=True)
             for path in sorted(folder.iterdir())[:8]:  # msld: M01_01..04 are one patient
                 (root / source / name / path.name).write_bytes(path.read_bytes())
+    return [str(root / source) for source in picks]
+
+
+@pytest.fixture(scope="module")
+def sources_run(tmp_path_factory):
+    """A quick study of three small real sources (one without mpox) and two backbones."""
+    from training.cv import main
+
+    root = tmp_path_factory.mktemp("sources")
+    sources = _small_real_sources(root)
     out = root / "run"
-    code = main(["--data", *(str(root / s) for s in picks), "--out", str(out),
+    code = main(["--data", *sources, "--out", str(out),
                  "--weights-dir", str(SHARED_WEIGHTS.parent), "--backbones", "mobilenet_v2_035,mobilenet_v1_075",
                  "--ensembles", "mobilenet_v2_035+mobilenet_v1_075", "--quick", "--no-served-check", "--seed", "0"])
     assert code == 0
@@ -342,3 +369,30 @@ def test_sources_run_holds_each_source_out_and_takes_its_threshold_from_there(so
     text = (sources_run / "summary.md").read_text()
     assert "## Leave one source out" in text and "## Backbones compared" in text and f"### {ensemble}" in text
     assert (sources_run / "comparison.png").stat().st_size > 0
+
+
+def test_a_study_of_conditions_serves_p_mpox_and_holds_each_source_out(tmp_path):
+    """--labels conditions --balance sources: the head learns each source's own classes, weighted
+    so that mpox and the rest weigh the same; the bundle serves P(mpox) at the leave-one-source-out
+    threshold, and the held-out figures count the same photos as a screening study's."""
+    from model import load_bundle
+    from training.cv import main
+
+    sources = _small_real_sources(tmp_path)
+    out = tmp_path / "run"
+    code = main(["--data", *sources, "--out", str(out), "--weights-dir", str(SHARED_WEIGHTS.parent),
+                 "--backbones", "mobilenet_v2_035", "--labels", "conditions", "--balance", "sources",
+                 "--quick", "--no-served-check", "--seed", "0"])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["run"]["class_names"] == ["acne_vulgaris", "herpes_simplex", "mpox", "normal", "others"]
+    assert summary["run"]["head"]["balance"] == "sources"
+    cross = summary["leave_source_out"]["mobilenet_v2_035"]
+    figures = {f["source"]: f for f in cross["at_fold_threshold"]}
+    assert {s: (f["sensitivity"]["total"], f["specificity"]["total"]) for s, f in figures.items()} == {
+        "web": (8, 8), "msld": (8, 8), "looks": (0, 16)}
+    manifest = load_bundle(out / "bundle").manifest
+    assert manifest.positive_class == "mpox" and manifest.class_names == tuple(summary["run"]["class_names"])
+    assert manifest.thresholds.positive == pytest.approx(cross["threshold"])
+    config = json.loads((out / "config.json").read_text())
+    assert config["labels"] == "conditions" and config["balance"] == "sources"

@@ -76,11 +76,30 @@ def test_sources_map_to_the_screening_question_and_patients_share_a_fold(tmp_pat
         assert not {audit.groups[i] for i in train} & {audit.groups[i] for i in test}
 
 
-def test_sources_without_any_mpox_photo_are_refused(tmp_path):
+def test_sources_classed_by_condition_keep_their_own_classes_and_merge_mpox_and_shared_names(tmp_path):
+    web = _source(tmp_path / "web", {"Monkeypox": ["1.png"], "Normal": ["1.png"], "measles": ["1.png"]}, 0)
+    msid = _source(tmp_path / "msid", {"mpox": ["1.png"], "normal": ["1.png"], "Measles": ["1.png"]}, 100)
+    looks = _source(tmp_path / "looks", {"Herpes_simplex": ["a.png"]}, 200)
+    dataset = load_sources([web, msid, looks], labels="conditions")
+    assert dataset.class_names == ("herpes_simplex", "measles", "mpox", "normal")
+    by_name = {f"{r.source}/{r.source_label}": r for r in dataset.records}
+    assert by_name["web/Monkeypox"].label == by_name["msid/mpox"].label == "mpox"
+    assert by_name["web/Normal"].label == by_name["msid/normal"].label == "normal"
+    assert by_name["looks/Herpes_simplex"].source_label == "Herpes_simplex"  # reports still name it as its source does
+    with pytest.raises(DataError, match="unknown labels"):
+        load_sources([web, msid], labels="icd10")
+
+
+@pytest.mark.parametrize("labels", ["screening", "conditions"])
+def test_sources_without_any_mpox_photo_are_refused(tmp_path, labels):
     a = _source(tmp_path / "a", {"Acne": ["1.png"]}, 0)
     b = _source(tmp_path / "b", {"Herpes": ["1.png"]}, 10)
     with pytest.raises(DataError, match="no mpox photo"):
-        load_sources([a, b])
+        load_sources([a, b], labels=labels)
+    c = _source(tmp_path / "c", {"mpox": ["1.png"]}, 20)
+    d = _source(tmp_path / "d", {"Monkeypox": ["1.png"]}, 30)
+    with pytest.raises(DataError, match="no non-mpox photo"):
+        load_sources([c, d], labels=labels)
 
 
 def test_evaluate_bundle_counts_every_photo_of_every_source(positive_bundle_path, tmp_path, capsys):

@@ -34,6 +34,8 @@ class StudyConfig:
     ensembles: tuple[tuple[str, ...], ...] = ()  # backbones whose probabilities are averaged (measured, not exported)
     view_averaging: str = "mirror"
     head_selection: str = "sources"  # inner folds of the head: "sources" (one held out, when several) or "groups"
+    labels: str = "screening"  # several sources classed by: "screening" (mpox or not) or "conditions" (their own classes)
+    balance: str = "classes"  # the head's sample weights: "classes", or "sources" (see training.train.balance_weights)
     augmented_copies: int = 4
     fine_tune_layers: int = 0
     fine_tune_epochs: int = 10
@@ -55,7 +57,7 @@ class StudyConfig:
 
     @property
     def head(self) -> HeadConfig:
-        return HeadConfig(view_averaging=self.view_averaging, selection=self.head_selection)
+        return HeadConfig(view_averaging=self.view_averaging, selection=self.head_selection, balance=self.balance)
 
     @property
     def data_name(self) -> str:

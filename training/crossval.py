@@ -25,6 +25,7 @@ from training.features import Embeddings
 from training.quantize import calibration_batches, keras_view_probabilities, served_probabilities
 from training.train import (
     HeadConfig,
+    balance_weights,
     balanced_class_weight,
     fine_tune,
     fit_head,
@@ -78,13 +79,16 @@ def _fine_tune_on(inputs: StudyInputs, classifier, index: np.ndarray) -> np.ndar
     pixels = np.concatenate([inputs.pixels[fit_index], inputs.augmented_pixels[fit_index].reshape(-1, *shape)])
     targets = np.concatenate([inputs.labels[fit_index], np.repeat(inputs.labels[fit_index], copies)])
     mode = inputs.spec.normalisation
+    # the frozen head's weighting, so fine-tuning answers the same question (training.train.balance_weights)
+    weights = balance_weights(inputs.labels, inputs.sources, fit_index, copies, inputs.head.balance, inputs.positive_index)
     fine_tune(
         classifier,
         (normalise(pixels, mode), targets),
         (normalise(inputs.pixels[val_index], mode), inputs.labels[val_index]),
         inputs.fine_tune_layers,
         inputs.fine_tune_epochs,
-        balanced_class_weight(targets, len(inputs.class_names)),
+        balanced_class_weight(targets, len(inputs.class_names)) if weights is None else None,
+        sample_weight=weights,
     )
     return val_index
 
@@ -108,7 +112,7 @@ def run_fold(inputs: StudyInputs, fold: int, train: np.ndarray, test: np.ndarray
     num_classes = len(inputs.class_names)
     started = time.perf_counter()
     fitted = fit_head(inputs.embeddings, inputs.labels, inputs.groups, train, num_classes, inputs.head, inputs.seed,
-                      inputs.sources)
+                      inputs.sources, inputs.positive_index)
     classifier = None
     if inputs.fine_tune_layers > 0:
         classifier = _fold_classifier(inputs, fitted)
@@ -179,7 +183,7 @@ def fit_final(inputs: StudyInputs, index: np.ndarray | None = None):
     index = np.arange(len(inputs.labels)) if index is None else index
     num_classes = len(inputs.class_names)
     fitted = fit_head(inputs.embeddings, inputs.labels, inputs.groups, index, num_classes, inputs.head, inputs.seed,
-                      inputs.sources)
+                      inputs.sources, inputs.positive_index)
     classifier = _fold_classifier(inputs, fitted)
     if inputs.fine_tune_layers > 0:
         _fine_tune_on(inputs, classifier, index)

@@ -37,7 +37,7 @@ from training.audit import (
 )
 from training.backbones import BACKBONES, BackboneSpec, get_backbone, resolve_weights
 from training.config import StudyConfig
-from training.data import DataError, Dataset, load_pixels, load_sources, read_image
+from training.data import LABELS, DataError, Dataset, load_pixels, load_sources, read_image
 from training.ensemble import parse_ensembles
 from training.features import Embeddings, cache_key, compute_embeddings
 from training.train import group_splits
@@ -81,6 +81,12 @@ def parse_config(argv: list[str] | None = None) -> StudyConfig:
     parser.add_argument("--head-selection", default="sources", choices=("sources", "groups"),
                         help="inner folds that choose the head's L2 strength and each fold's threshold: one "
                              "training source held out at a time (when they are several), or group-aware folds")
+    parser.add_argument("--labels", default="screening", choices=LABELS,
+                        help="several sources: the head learns the screening question (mpox or not), or each "
+                             "source's own conditions (mpox merged; P(mpox) is what the bundle serves)")
+    parser.add_argument("--balance", default="classes", choices=("classes", "sources"),
+                        help="the head's weights: each class the same, or sources too: mpox and the rest the same, "
+                             "each condition the same within the rest, each source the same within a class")
     parser.add_argument("--augmented-copies", type=int, default=4, help="augmented copies per training photo")
     parser.add_argument("--fine-tune-layers", type=int, default=0, help="unfreeze the top N layers")
     parser.add_argument("--fine-tune-epochs", type=int, default=10)
@@ -225,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def prepare_study(config: StudyConfig) -> StudyData:
     """Read the sources, decode the photos, compute each backbone's embeddings, audit, split."""
-    dataset = load_sources(config.data)
+    dataset = load_sources(config.data, config.labels)
     if config.positive_class not in dataset.class_names:
         raise DataError(f"positive class {config.positive_class!r} is not one of {list(dataset.class_names)}")
     records, images, unreadable = decode_all(dataset.records)

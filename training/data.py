@@ -10,7 +10,10 @@ Two layouts are understood:
 Several folders (`load_sources`) are several sources of one study: each photo keeps its source's
 name and its own class (`source_label`), and its study class becomes the screening question,
 `mpox` or `not_mpox`, because sources name their classes differently (`Monkeypox/`, `others/`,
-`Acne_vulgaris/`) and only that question is shared by all of them. Where a source says which
+`Acne_vulgaris/`) and only that question is shared by all of them; or, with `labels="conditions"`,
+each photo's own class in lower case (`chickenpox`, `acne_vulgaris`, `others`), mpox photos being
+`mpox` whatever their source calls them, so that a head can learn the finer conditions that
+sources share or add. Where a source says which
 photos show one person (msld-v1's `M<patient>_<n>.jpg`), that id is kept for fold assignment.
 
 Photos are decoded with `model.imaging.decode_image` and resized with `model.preprocess`, the
@@ -155,11 +158,25 @@ def load_dataset(root: str | Path, min_classes: int = 2) -> Dataset:
     return Dataset(root, layout, tuple(records), class_names, tuple(missing), (root.name,))
 
 
-def load_sources(roots: list[str | Path] | tuple[str | Path, ...]) -> Dataset:
-    """One folder: `load_dataset`. Several: one data set of sources, classed mpox / not_mpox.
+LABELS = ("screening", "conditions")  # what several sources' photos are classed by
+
+
+def study_class(label: str, labels: str) -> str:
+    """A photo's class in a study of several sources: the screening question, or its condition."""
+    if is_mpox_class(label):
+        return "mpox"
+    return label.lower() if labels == "conditions" else NOT_MPOX
+
+
+def load_sources(roots: list[str | Path] | tuple[str | Path, ...], labels: str = "screening") -> Dataset:
+    """One folder: `load_dataset`. Several: one data set of sources, classed mpox / not_mpox, or
+    with `labels="conditions"` mpox / each source's own other classes.
 
     A source may hold one class only (dermnet-lookalikes has no mpox photo): it is still a
-    source to train on and to hold out, as long as all of them together hold both classes."""
+    source to train on and to hold out, as long as all of them together hold both mpox and
+    other photos."""
+    if labels not in LABELS:
+        raise DataError(f"unknown labels {labels!r}; choose from {', '.join(LABELS)}")
     roots = [Path(root) for root in roots]
     if len(roots) == 1:
         return load_dataset(roots[0])
@@ -172,11 +189,11 @@ def load_sources(roots: list[str | Path] | tuple[str | Path, ...]) -> Dataset:
         if not found:
             raise DataError(f"{root} holds no photos")
         layouts.add(layout)
-        records += [replace(r, label="mpox" if is_mpox_class(r.label) else NOT_MPOX) for r in found]
+        records += [replace(r, label=study_class(r.label, labels)) for r in found]
         missing += [f"{root.name}/{m}" for m in absent]
     class_names = tuple(sorted({r.label for r in records}))
-    if len(class_names) < 2:
-        raise DataError(f"the sources {names} together hold no {'mpox' if class_names == (NOT_MPOX,) else 'non-mpox'} photo")
+    if "mpox" not in class_names or len(class_names) < 2:
+        raise DataError(f"the sources {names} together hold no {'non-mpox' if class_names == ('mpox',) else 'mpox'} photo")
     return Dataset(roots[0].parent, "+".join(sorted(layouts)), tuple(records), class_names, tuple(missing),
                    tuple(names))
 

@@ -79,7 +79,7 @@ def _config_key(config: StudyConfig, backbone: str, splits) -> str:
     relevant = {k: getattr(config, k) for k in ("weights", "weights_dir", "augmented_copies", "fine_tune_layers",
                                                 "fine_tune_epochs", "seed", "target_sensitivity", "positive_class",
                                                 "quantization", "float_embeddings", "input_size", "threshold_rule",
-                                                "served_check")}
+                                                "served_check", "labels")}
     relevant["head"] = asdict(config.head)
     # 2: frozen-inner thresholds for fine-tuning, served-model check per fold; 3: test-time views
     relevant["protocol"] = 3

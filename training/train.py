@@ -241,11 +241,13 @@ def fine_tune(
     epochs: int,
     class_weight: dict[int, float] | None = None,
     learning_rate: float = 1e-4,
+    sample_weight: np.ndarray | None = None,
 ) -> dict:
     """Fine-tune the last `layers` backbone layers (BatchNorm stays frozen) and the head.
 
     `train` and `validation` are (normalised pixels, labels); training stops early when the
-    validation loss stops improving, and the best weights are restored.
+    validation loss stops improving, and the best weights are restored. `sample_weight` (one per
+    training row) replaces `class_weight` where the head was fitted with sample weights.
     """
     import keras
 
@@ -263,7 +265,7 @@ def fine_tune(
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
     history = classifier.fit(
         train[0], train[1], validation_data=validation, epochs=epochs, batch_size=16,
-        class_weight=class_weight, callbacks=[stop], verbose=0,
+        class_weight=class_weight, sample_weight=sample_weight, callbacks=[stop], verbose=0,
     )
     return {"epochs_run": len(history.history["loss"]), "best_val_loss": float(min(history.history["val_loss"]))}
 
