@@ -150,19 +150,25 @@ def _typicality_cost(bundle_path: Path, photos: list[bytes]) -> None:
         print(f"  LiteRT call {label}: p50 {np.percentile(call, 50):.3f} / p95 {np.percentile(call, 95):.3f} ms")
 
 
+def training_sources(training_data: dict) -> set[str]:
+    """The photo sets a bundle was trained on: a study of several sources names them joined
+    with "+" (training.config.StudyConfig.data_name)."""
+    return {name for name in str(training_data.get("source", "")).split("+") if name}
+
+
 def _refusals(bundle_path: Path, data: Path) -> None:
     """Item 4 of issue 10: refused and positive shares on every photo set and the non-skin sets."""
     from model.bundle import load_bundle
     from training.typicality import evaluate_bundle, photo_files
 
-    trained_on = load_bundle(bundle_path).manifest.training_data.get("source")
+    trained_on = training_sources(load_bundle(bundle_path).manifest.training_data)
     sets = {}
     for folder in sorted(p for p in data.parent.iterdir() if p.is_dir()):
         try:
             files = photo_files(folder)
         except ValueError:
             continue
-        sets[f"{folder.name} ({'trained on' if folder.name == trained_on else 'not trained on'})"] = files
+        sets[f"{folder.name} ({'trained on' if folder.name in trained_on else 'not trained on'})"] = files
     print("\nwhole screen as served (quality gate, then typicality check, then verdict):")
     for result in evaluate_bundle(bundle_path, sets):
         print(f"  {result.line()}")

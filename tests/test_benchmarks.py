@@ -21,3 +21,9 @@ def test_resident_memory_is_split_into_the_processs_own_and_mapped_files():
     memory = resident_mb(os.getpid())
     assert memory.peak >= memory.rss > 0 and memory.anon > 0 and memory.file > 0
     assert abs(memory.anon + memory.file - memory.rss) < 0.1 * memory.rss  # RssShmem is the rest
+
+
+def test_a_bundle_of_several_sources_counts_each_as_trained_on():
+    assert screen.training_sources({"source": "mpox-web-2022"}) == {"mpox-web-2022"}
+    assert screen.training_sources({"source": "mpox-web-2022+msld-v1+msid"}) == {"mpox-web-2022", "msld-v1", "msid"}
+    assert screen.training_sources({}) == set()
