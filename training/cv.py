@@ -40,7 +40,7 @@ from training.config import StudyConfig
 from training.data import LABELS, DataError, Dataset, load_pixels, load_sources, read_image
 from training.ensemble import parse_ensembles
 from training.features import Embeddings, cache_key, compute_embeddings
-from training.train import group_splits
+from training.train import BALANCES, group_splits
 
 log = logging.getLogger("training.cv")
 
@@ -84,7 +84,7 @@ def parse_config(argv: list[str] | None = None) -> StudyConfig:
     parser.add_argument("--labels", default="screening", choices=LABELS,
                         help="several sources: the head learns the screening question (mpox or not), or each "
                              "source's own conditions (mpox merged; P(mpox) is what the bundle serves)")
-    parser.add_argument("--balance", default="classes", choices=("classes", "sources"),
+    parser.add_argument("--balance", default="classes", choices=BALANCES,
                         help="the head's weights: each class the same, or sources too: mpox and the rest the same, "
                              "each condition the same within the rest, each source the same within a class")
     parser.add_argument("--augmented-copies", type=int, default=4, help="augmented copies per training photo")

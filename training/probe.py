@@ -37,10 +37,10 @@ from model.preprocess import prepare_pixels
 from model.runtime import import_tensorflow
 from training.audit import connected_groups, patient_links
 from training.backbones import build_classifier, get_backbone, resolve_weights
-from training.data import is_mpox_class, load_sources, read_image
+from training.data import LABELS, NOT_MPOX, is_mpox_class, load_sources, read_image, study_class
 from training.ensemble import ensemble_name, parse_ensembles
 from training.features import Embeddings, embed, feature_model, mirror_images
-from training.train import HeadConfig, fit_head, view_probabilities
+from training.train import BALANCES, HeadConfig, fit_head, view_probabilities
 
 HEAD = HeadConfig(selection="sources")  # the study's head, chosen across sources as the study does
 COLOUR_POWERS = {"none": None, "grey-world": 1.0, "shades-of-grey": 6.0}  # Minkowski norm of the illuminant
@@ -113,8 +113,9 @@ def held_out_probabilities(embeddings: Embeddings, is_mpox: np.ndarray, sources:
     out one at a time (group folds where that cannot judge), the photo's views averaged. With
     `conditions` (each photo's own class name) the head learns those finer classes, mpox photos
     being one class whatever their source calls it, and P(mpox) is what is scored."""
-    others = np.char.lower(conditions.astype(str)) if conditions is not None else "not_mpox"
-    classes, labels = np.unique(np.where(is_mpox, "mpox", others), return_inverse=True)
+    names = ([study_class(c, "conditions") for c in conditions] if conditions is not None
+             else np.where(is_mpox, "mpox", NOT_MPOX))
+    classes, labels = np.unique(names, return_inverse=True)
     positive = int(np.flatnonzero(classes == "mpox")[0])
     result, chosen = np.zeros(len(labels)), {}
     for train, test in LeaveOneGroupOut().split(labels, labels, sources):
@@ -173,8 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.data) < 2:
         parser.error("--data needs two or more sources to hold one out")
     names = [n.strip() for n in args.backbones.split(",") if n.strip()]
-    for option, allowed in (("features", ("pooled", "levels")), ("balance", ("classes", "sources")),
-                            ("labels", ("screening", "conditions"))):
+    for option, allowed in (("features", ("pooled", "levels")), ("balance", BALANCES), ("labels", LABELS)):
         if unknown := set(getattr(args, option).split(",")) - set(allowed):
             parser.error(f"--{option}: unknown {', '.join(sorted(unknown))}; choose from {', '.join(allowed)}")
     ensembles = parse_ensembles(args.ensembles)

@@ -28,6 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from training.features import Embeddings
 
+BALANCES = ("classes", "sources")  # HeadConfig.balance: see balance_weights
 MISSING_CLASS_BIAS = -30.0  # a class absent from the training photos gets ~0 probability
 
 
@@ -72,8 +73,8 @@ def balance_weights(labels: np.ndarray, sources: np.ndarray | None, index: np.nd
     the head learns finer conditions), and within each class each source weighs the same."""
     if balance == "classes" or sources is None:
         return None
-    if balance != "sources":
-        raise ValueError(f"unknown balance {balance!r}: classes or sources")
+    if balance not in BALANCES:
+        raise ValueError(f"unknown balance {balance!r}: {' or '.join(BALANCES)}")
     here, where = labels[index], sources[index]
     cells = np.char.add(here.astype(str), np.char.add("/", where.astype(str)))
     _, cell_of, cell_count = np.unique(cells, return_inverse=True, return_counts=True)
@@ -198,11 +199,11 @@ def fit_head(
     best = None
     for strength in strengths:
         inner = inner_predictions(embeddings, labels, groups, index, strength, config, seed, sources, positive)
-        clipped = np.clip(inner, 1e-7, 1)
         if screening:
             loss = log_loss(scored[index], np.clip(inner[:, positive], 1e-7, 1 - 1e-7), labels=[0, 1],
                             sample_weight=weights)
         else:
+            clipped = np.clip(inner, 1e-7, 1)
             loss = log_loss(labels[index], clipped / clipped.sum(1, keepdims=True), labels=list(range(num_classes)),
                             sample_weight=weights)
         if best is None or loss < best[0]:
