@@ -351,6 +351,18 @@ def test_sources_run_holds_each_source_out_and_takes_its_threshold_from_there(so
     manifest = load_bundle(sources_run / "bundle").manifest
     assert manifest.thresholds.positive == pytest.approx(summary["operating_points"]["mobilenet_v2_035"]["positive_threshold"])
     assert {"held_out_web", "held_out_msld", "held_out_looks"} <= set(manifest.metrics)
+    # the card leads with each source as a new source (issue 11), before what the model is
+    card = (sources_run / "bundle" / "MODEL_CARD.md").read_text()
+    lead = card.index("## What to expect on photos from a source it never saw")
+    assert card.index("not a diagnosis") < lead < card.index("## Model") < card.index("## Leave one source out, in full")
+    expectation = card[lead:card.index("## Model")]
+    exported = summary["leave_source_out"]["mobilenet_v2_035"]
+    held_out = {f["source"]: f for f in exported["at_other_sources_threshold"]}
+    msld = held_out["msld"]["sensitivity"]
+    assert f"({msld['hits']}/{msld['total']})" in expectation and "| looks | n/a (one class) |" in expectation
+    looks = held_out["looks"]["not_mpox_called_mpox"]
+    assert f"looks (no mpox photo): {looks['hits']} of 16 called mpox" in expectation
+    assert f"P(mpox) >= {manifest.thresholds.positive:.4f}" in expectation
     by_source = {f["source"]: f for f in summary["in_source_by_source"]["mobilenet_v2_035"]}
     assert by_source["looks"]["not_mpox_called_mpox"]["total"] == 16 and by_source["web"]["sensitivity"]["total"] == 8
     groups = [set(g) for g in summary["audit"]["duplicate_groups"]]

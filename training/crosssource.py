@@ -104,3 +104,32 @@ def cross_source_markdown(result: CrossSource, target: float) -> str:
             "Judge this model by the per-source tables above, not by this operating point.")
     lines.append("")
     return "\n".join(lines)
+
+
+def expectation_markdown(result: CrossSource, target: float) -> str:
+    """The model card's first section for a bundle trained on several sources: each source as a
+    new source, scored by models that never saw it at a threshold chosen without it."""
+    held_out = result.at_other_sources_threshold
+    lines = [
+        f"The shipped model is trained on all {len(held_out)} sources, so none is left to test it on. Each source "
+        "was therefore held out in turn: a model trained the same way on the other sources screened it, at a "
+        "threshold chosen on their held-out predictions, never on this source. **These figures, not the "
+        "in-source cross-validation under Metrics, are what a user should expect** (and users' phone photos "
+        "differ from every source here). 95 % Wilson intervals; counts in brackets.", "",
+        figures_table(held_out),
+    ]
+    for figures in held_out:
+        if figures.sensitivity.total == 0 and figures.called_mpox_by_class:
+            worst = sorted(figures.called_mpox_by_class.items(), key=lambda item: -item[1].hits)[:6]
+            lines.append(f"- {figures.source} (no mpox photo): {figures.called_mpox.hits} of "
+                         f"{figures.called_mpox.total} called mpox; most often "
+                         + ", ".join(f"{name} {rate.hits}/{rate.total}" for name, rate in worst) + ".")
+    lines += [
+        f"- The bundle's threshold, P(mpox) >= {result.threshold:.4f}, was chosen on every photo's held-out "
+        f"prediction for sensitivity >= {target}: pooled there, sensitivity {result.sensitivity:.3f} and "
+        f"specificity {result.specificity:.3f}. How a new source's scores sit against it is what the rows above "
+        "measure.",
+        "- Sensitivity at specificity >= 0.80 is a point of each source's ROC curve (its threshold set on that "
+        "source): like the AUC, it says how well photos are ranked, not what the bundle's threshold gives.",
+    ]
+    return "\n".join(lines) + "\n"

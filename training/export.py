@@ -51,8 +51,12 @@ def with_embedding_output(classifier):
     return keras.Model(classifier.input, [classifier.output, classifier.get_layer("features").output])
 
 
-def render_model_card(manifest, extra_sections: dict[str, str] | None = None) -> str:
-    """MODEL_CARD.md text from a BundleManifest: what the model is, and what it is not."""
+def render_model_card(manifest, extra_sections: dict[str, str] | None = None,
+                      lead_sections: dict[str, str] | None = None) -> str:
+    """MODEL_CARD.md text from a BundleManifest: what the model is, and what it is not.
+
+    lead_sections come right after the disclaimer (what a reader must see first: the figures on
+    photos from elsewhere), extra_sections at the end."""
     metrics = manifest.metrics or {}
     lines = [
         f"# Model card: {manifest.model_id} {manifest.model_version}",
@@ -60,6 +64,10 @@ def render_model_card(manifest, extra_sections: dict[str, str] | None = None) ->
         "**A screening aid, not a diagnosis.** It estimates whether a skin photo resembles mpox so "
         "that people can be pointed to testing and care; a clinician must confirm every result.",
         "",
+    ]
+    for title, text in (lead_sections or {}).items():
+        lines += [f"## {title}", text, ""]
+    lines += [
         "## Model",
         f"- Backbone: {manifest.backbone}; input {manifest.input_size[0]}x{manifest.input_size[1]} "
         f"RGB, normalisation `{manifest.normalisation.value}`.",
@@ -69,7 +77,7 @@ def render_model_card(manifest, extra_sections: dict[str, str] | None = None) ->
         f"- Decision: positive when P({manifest.positive_class}) >= {manifest.thresholds.positive:.3f}; "
         + (f"inconclusive from {manifest.thresholds.inconclusive:.3f}; negative below."
            if manifest.thresholds.inconclusive < manifest.thresholds.positive
-           else "negative below (no inconclusive band: the threshold already catches every out-of-fold positive)."),
+           else "negative below (no inconclusive band)."),
         "",
         "## Training data",
     ]
@@ -125,6 +133,7 @@ def export_bundle(
     extra_card_sections: dict[str, str] | None = None,
     typicality=None,
     tflite: bytes | None = None,
+    lead_card_sections: dict[str, str] | None = None,
 ):
     """Convert `keras_model` as `manifest.quantization` says and write a verified bundle.
 
@@ -156,6 +165,6 @@ def export_bundle(
             manifest,
             tflite,
             keras_path,
-            render_model_card(manifest, extra_card_sections),
+            render_model_card(manifest, extra_card_sections, lead_card_sections),
             extra_files,
         )

@@ -31,6 +31,7 @@ from training.crosssource import (
     CrossSource,
     cross_source_figures,
     cross_source_markdown,
+    expectation_markdown,
     source_splits,
 )
 from training.crossval import StudyInputs, fit_final, out_of_fold, run_folds
@@ -210,7 +211,7 @@ def card_sections(config: StudyConfig, audit: AuditReport, quant: list[dict], ph
 
 
 def export_final(config: StudyConfig, inputs: StudyInputs, manifest_extra: dict, out: Path,
-                 sections: dict[str, str]) -> tuple[Path, str]:
+                 sections: dict[str, str], lead: dict[str, str] | None = None) -> tuple[Path, str]:
     """Fit on every photo and write the serving bundle (int8 calibrated on the training photos),
     with the typicality check fitted on the served model's own embeddings of those photos.
     Returns the bundle's folder and the typicality section of the report."""
@@ -230,7 +231,7 @@ def export_final(config: StudyConfig, inputs: StudyInputs, manifest_extra: dict,
 
     def write(folder: Path, card_sections: dict[str, str]):
         return export_bundle(folder, classifier, manifest, inputs.calibration, card_sections,
-                             typicality=typicality, tflite=served)
+                             typicality=typicality, tflite=served, lead_card_sections=lead)
 
     # The model card states what the check refuses, so the bundle is screened before it is final.
     with tempfile.TemporaryDirectory() as scratch:
@@ -470,11 +471,13 @@ def write_study(config: StudyConfig, data: StudyData) -> Path:
         "metrics": metrics,
         "training_data": {"source": dataset.name, "layout": dataset.layout, "audit": audit.summary()},
     }
-    sections = card_sections(config, audit, quant, len(labels), len(splits))
+    sections, lead = card_sections(config, audit, quant, len(labels), len(splits)), {}
     if export in cross:
-        sections = {"Leave one source out (what to expect on photos from elsewhere)":
-                    cross_source_markdown(cross[export], config.target_sensitivity), **sections}
-    bundle_path, typicality_section = export_final(config, inputs, manifest_extra, out, sections)
+        lead = {"What to expect on photos from a source it never saw (read this first)":
+                expectation_markdown(cross[export], config.target_sensitivity)}
+        sections = {"Leave one source out, in full": cross_source_markdown(cross[export], config.target_sensitivity),
+                    **sections}
+    bundle_path, typicality_section = export_final(config, inputs, manifest_extra, out, sections, lead)
     write_results_csv(all_rows, out / "results.csv")
     plot_folds(all_rows, out / "folds.png")
     plot_confusion(labels, oofs[export], class_names, f"{export}, out-of-fold", out / "confusion_matrix.png")
