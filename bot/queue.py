@@ -160,9 +160,10 @@ class ScreeningQueue:
             raise QueueUnavailable(str(exc)) from exc
 
     def _job_state(self, request_id: str) -> JobState:
-        # Checked in this order: a job publishes its outcome before RQ deletes it.
+        # Checked in this order: a job publishes its outcome before RQ deletes it. The status is the
+        # one fetch read: reading it again races the worker deleting the finished job.
         try:
-            status = Job.fetch(request_id, connection=self._sync, serializer=JSONSerializer).get_status()
+            status = Job.fetch(request_id, connection=self._sync, serializer=JSONSerializer).get_status(refresh=False)
         except NoSuchJobError:
             status = None
         if status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED):

@@ -51,6 +51,25 @@ async def collect(queue: ScreeningQueue, count: int, timeout: float = 30.0) -> l
     return found
 
 
+async def test_job_state_holds_when_the_job_finishes_while_it_is_read(queue_for, tag, photo, monkeypatch):
+    """A worker can finish (and RQ delete the job, result_ttl=0) between reading the job and its
+    status; the benchmark's recovery pass once failed there with InvalidJobOperation."""
+    from rq.job import Job
+
+    queue = await queue_for()
+    connection = redis.Redis.from_url(queue.settings.redis_url)
+    await queue.submit(f"f-{tag}", photo, HeatmapLabels(less="moins", more="plus"))
+    fetch = Job.fetch
+
+    def fetch_then_finish(job_id, **kwargs):
+        job = fetch(job_id, **kwargs)
+        connection.delete(f"rq:job:{job_id}")  # what a finished job with result_ttl=0 leaves
+        return job
+
+    monkeypatch.setattr(Job, "fetch", staticmethod(fetch_then_finish))
+    assert await queue.job_state(f"f-{tag}") is JobState.WAITING  # as read; its outcome comes on the stream
+
+
 async def test_photo_is_screened_delivered_and_acked(stack, queue_for, tag, photo, screener):
     queue = await queue_for()
     connection = redis.Redis.from_url(queue.settings.redis_url)
