@@ -1,20 +1,23 @@
 """The committed demo bundle (`models/demo/`): it verifies, and it serves what the study trained.
 
-The final model was fitted on all 93 shared photos, so these are training-set figures: they do
-not measure accuracy (docs/STUDY.md does, out of fold). They catch a bundle that loads but is
-served differently from how it was trained (a wrong size, normalisation or view), which would
-drop it towards chance.
+The final model was fitted on all 1,656 shared photos of the four sources, so these are
+training-set figures: they do not measure accuracy (its card and docs/STUDY.md do, each source
+held out). They catch a bundle that loads but is served differently from how it was trained (a
+wrong size, normalisation or view), which would drop it towards chance.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
-from model import Reason, load_bundle, load_screener
+from model import load_bundle, load_screener
 from model.preprocess import ViewAveraging
 from tests.bundles import SHARED_DATA
 from tests.conftest import DEMO_BUNDLE
+
+SOURCES = ("mpox-web-2022", "msld-v1", "msid", "dermnet-lookalikes")
 
 
 @pytest.fixture(scope="module")
@@ -24,34 +27,38 @@ def demo_screener():
 
 def test_demo_bundle_verifies_and_says_what_it_is():
     manifest = load_bundle(DEMO_BUNDLE).manifest
-    assert manifest.quantization == "int8" and manifest.backbone == "mobilenet_v2_035"
+    assert manifest.quantization == "int8" and manifest.backbone == "mobilenet_v1_075"
     assert manifest.positive_class == "mpox" and manifest.view_averaging is ViewAveraging.MIRROR
-    assert manifest.training_data["audit"]["photos"] == 93
-    assert "out_of_fold_sensitivity" in manifest.metrics
+    assert manifest.training_data["audit"]["photos"] == 1656 and manifest.input_size == (320, 320)
+    # issue 11: trained on every source, each source's figure from models that never saw it
+    assert {f"held_out_{source}" for source in SOURCES} <= set(manifest.metrics)
     spec = manifest.typicality  # issue 10: the demo refuses pictures unlike its training photos
-    assert spec is not None and spec.target_refusal_rate == 0.02 and spec.photos == 93
+    assert spec is not None and spec.target_refusal_rate == 0.02 and spec.photos == 1656
     card = (DEMO_BUNDLE / "MODEL_CARD.md").read_text()
     assert "not a diagnosis" in card and "not validated clinically" in card
+    assert card.index("not a diagnosis") < card.index("## What to expect on photos from a source it never saw") \
+        < card.index("## Model")
 
 
 def test_demo_bundle_serves_what_the_study_trained(demo_screener):
-    if not SHARED_DATA.is_dir():
+    folders = [SHARED_DATA.parent / source for source in SOURCES]
+    if not all(folder.is_dir() for folder in folders):
         pytest.skip("shared photos are not present")
     manifest = demo_screener.manifest
-    labels, predicted, p_mpox, refused = [], [], [], []
-    for path in sorted(p for p in SHARED_DATA.rglob("*") if p.is_file()):
+    photos = sorted(p for folder in folders for p in folder.rglob("*") if p.is_file())[::3]  # 552 of 1,656
+    is_mpox, p_mpox, refused = [], [], []
+    for path in photos:
         result = demo_screener.screen(path.read_bytes(), with_heatmap=False)
-        if result.is_refusal:  # black-and-white photos are refused; nothing else should be
-            assert result.reason is Reason.NOT_A_CLOSE_SKIN_PHOTO, (path, result)
+        if result.is_refusal:  # the quality gate and the typicality check refuse a few real photos
             refused.append(path)
             continue
-        labels.append(path.parent.name)
-        predicted.append(result.predicted_class)
+        is_mpox.append(path.parent.name.lower() in {"mpox", "monkeypox"})
         p_mpox.append(result.positive_probability)
-    assert len(refused) <= 0.02 * 93, refused
-    labels, predicted, p_mpox = np.array(labels), np.array(predicted), np.array(p_mpox)
-    assert (labels == predicted).mean() >= 0.9
-    assert (p_mpox[labels == "mpox"] >= manifest.thresholds.positive).mean() >= 0.95
+    assert len(refused) <= 0.05 * len(photos), refused
+    is_mpox, p_mpox = np.array(is_mpox), np.array(p_mpox)
+    assert 0.3 * len(photos) > is_mpox.sum() > 0.1 * len(photos)
+    assert roc_auc_score(is_mpox, p_mpox) >= 0.95
+    assert (p_mpox[is_mpox] >= manifest.thresholds.positive).mean() >= 0.95
 
 
 def test_demo_refuses_pictures_that_are_not_close_photos_of_skin(demo_screener):
