@@ -218,6 +218,12 @@ def format_time(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def format_probabilities(probabilities: dict[str, float]) -> str:
+def format_probabilities(probabilities: dict[str, float], shown: int = 5) -> str:
+    """The most probable classes first; a model of many conditions (the demo has 19) would
+    otherwise fill a clinician's message with 0 % entries."""
     ranked = sorted(probabilities.items(), key=lambda item: -item[1])
-    return ", ".join(f"{name} {value:.0%}" for name, value in ranked)
+    text = ", ".join(f"{name} {value:.0%}" for name, value in ranked[:shown])
+    rest = ranked[shown:]
+    if rest:
+        text += f" (+{len(rest)} others, {sum(value for _, value in rest):.0%} together)"
+    return text

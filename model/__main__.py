@@ -84,7 +84,8 @@ def _print_result(photo: Path, result: ScreeningResult, heatmap: str | None, as_
     if result.is_refusal:
         line += f" ({result.detail or result.reason})"
     else:
-        shown = ", ".join(f"{name} {p:.0%}" for name, p in result.probabilities.items())
+        ranked = sorted(result.probabilities.items(), key=lambda item: -item[1])[:5]  # the demo has 19 classes
+        shown = ", ".join(f"{name} {p:.0%}" for name, p in ranked)
         line += f" [{shown}; {result.timings.total_ms:.0f} ms]"
     if heatmap:
         line += f" heatmap: {heatmap}"

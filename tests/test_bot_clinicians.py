@@ -75,6 +75,17 @@ def with_exif(photo: bytes) -> bytes:
     return encode(Image.open(io.BytesIO(photo)).convert("RGB"), "JPEG", exif=exif.tobytes())
 
 
+def test_a_case_shows_the_most_probable_conditions_first_and_sums_the_rest():
+    """The demo learns 19 conditions: a clinician sees the five likeliest, not a list of zeros."""
+    from bot.messages import format_probabilities
+
+    conditions = {f"condition_{i:02d}": 0.01 for i in range(14)} | {
+        "mpox": 0.40, "herpes_simplex": 0.20, "scabies": 0.12, "orf": 0.08, "syphilis": 0.06}
+    assert format_probabilities(conditions) == (
+        "mpox 40%, herpes_simplex 20%, scabies 12%, orf 8%, syphilis 6% (+14 others, 14% together)")
+    assert format_probabilities({"normal": 0.3, "mpox": 0.7}) == "mpox 70%, normal 30%"
+
+
 async def test_positive_is_posted_reviewed_by_name_and_followed_up(telegram, bot, shared_photo_paths):
     # An id as long as real ones: a short one ("301") turned up by chance in random case ids.
     user = await consented_user(telegram, 7301994312, language="pt-br", first_name="Maria")
