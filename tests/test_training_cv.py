@@ -193,6 +193,36 @@ def test_source_balance_weighs_each_class_and_each_source_within_it_the_same():
         balance_weights(labels, sources, index, 0, "patients")
 
 
+def test_sources_first_balance_shares_the_rest_by_source_then_by_its_conditions():
+    """An atlas of many conditions weighs, in all, as much as a source of one (with "sources"
+    each of its conditions would take as much as that whole source)."""
+    # mpox 2, "a" has mpox and one other condition, "atlas" has three conditions and no mpox
+    labels = np.array([2, 2, 0, 0, 0, 2, 2, 1, 1, 3, 4, 4, 4, 4])
+    sources = np.array(["a"] * 5 + ["b"] * 4 + ["atlas"] * 5)
+    index = np.arange(14)
+    weights = balance_weights(labels, sources, index, 1, "sources-first", positive=2)
+    per_photo = weights[:14]
+    assert np.array_equal(weights[14:], per_photo) and per_photo.sum() == pytest.approx(14)
+
+    def total(mask):
+        return per_photo[mask].sum() / 14
+
+    assert total(labels == 2) == pytest.approx(0.5)  # the screening question balanced
+    assert total((labels == 2) & (sources == "a")) == pytest.approx(total((labels == 2) & (sources == "b")))
+    rest_of = {src: total((labels != 2) & (sources == src)) for src in ("a", "b", "atlas")}
+    assert all(share == pytest.approx(0.5 / 3) for share in rest_of.values())  # each source alike
+    assert total(labels == 3) == pytest.approx(total(labels == 4)) == pytest.approx(0.5 / 3 / 2)  # then its conditions
+    # condition 0 is "a"'s only one, condition 1 "b"'s: each takes its source's whole share
+    assert total(labels == 0) == pytest.approx(total(labels == 1)) == pytest.approx(0.5 / 3)
+    # "sources" gives each of the four conditions of the rest a share: the atlas two of four
+    by_condition = balance_weights(labels, sources, index, 0, "sources", positive=2)
+    assert by_condition[sources == "atlas"].sum() / 14 == pytest.approx(0.25)
+    # two classes: the same as "sources"
+    screening = (labels == 2).astype(int)
+    assert np.allclose(balance_weights(screening, sources, index, 0, "sources-first", positive=1),
+                       balance_weights(screening, sources, index, 0, "sources", positive=1))
+
+
 def test_source_balanced_head_fits_with_those_weights_and_no_class_weights():
     inputs, _ = _three_sources()
     sources = np.array(["web"] * 6 + ["msld"] * 9 + ["looks"] * 21)  # uneven, so the balances differ

@@ -86,7 +86,9 @@ def parse_config(argv: list[str] | None = None) -> StudyConfig:
                              "source's own conditions (mpox merged; P(mpox) is what the bundle serves)")
     parser.add_argument("--balance", default="classes", choices=BALANCES,
                         help="the head's weights: each class the same, or sources too: mpox and the rest the same, "
-                             "each condition the same within the rest, each source the same within a class")
+                             "each condition the same within the rest, each source the same within a class; "
+                             "sources-first (with --labels conditions): mpox and the rest the same, the rest shared "
+                             "by the sources alike, then by each source's conditions")
     parser.add_argument("--augmented-copies", type=int, default=4, help="augmented copies per training photo")
     parser.add_argument("--fine-tune-layers", type=int, default=0, help="unfreeze the top N layers")
     parser.add_argument("--fine-tune-epochs", type=int, default=10)

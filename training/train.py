@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from training.features import Embeddings
 
-BALANCES = ("classes", "sources")  # HeadConfig.balance: see balance_weights
+BALANCES = ("classes", "sources", "sources-first")  # HeadConfig.balance: see balance_weights
 MISSING_CLASS_BIAS = -30.0  # a class absent from the training photos gets ~0 probability
 
 
@@ -70,7 +70,12 @@ def balance_weights(labels: np.ndarray, sources: np.ndarray | None, index: np.nd
 
     With balance "sources", each class weighs the same (or, with `positive` given, that class
     half and the other classes sharing the other half: the screening question balanced while
-    the head learns finer conditions), and within each class each source weighs the same."""
+    the head learns finer conditions), and within each class each source weighs the same.
+
+    With "sources-first" and `positive` given, the positive class weighs half, each source the
+    same within it, and the other half is shared by the sources alike, then by each source's own
+    conditions: a source of fifteen conditions (an atlas) then weighs as much as a source of one,
+    where with "sources" it would take fifteen shares of the rest."""
     if balance == "classes" or sources is None:
         return None
     if balance not in BALANCES:
@@ -79,6 +84,12 @@ def balance_weights(labels: np.ndarray, sources: np.ndarray | None, index: np.nd
     cells = np.char.add(here.astype(str), np.char.add("/", where.astype(str)))
     _, cell_of, cell_count = np.unique(cells, return_inverse=True, return_counts=True)
     present = np.unique(here)
+    if balance == "sources-first" and positive is not None and positive in present and len(present) > 2:
+        per_cell = _sources_first_shares(here, where, positive)
+        per_photo = np.array([per_cell[label, source] for label, source in zip(here, where, strict=True)])
+        per_photo = per_photo / cell_count[cell_of]
+        per_photo *= len(index) / per_photo.sum()
+        return np.concatenate([per_photo, np.repeat(per_photo, copies)])
     share = {label: 1.0 / len(present) for label in present}
     if positive is not None and positive in share and len(present) > 2:
         share = {label: 0.5 if label == positive else 0.5 / (len(present) - 1) for label in present}
@@ -86,6 +97,21 @@ def balance_weights(labels: np.ndarray, sources: np.ndarray | None, index: np.nd
     per_photo = np.array([share[label] / sources_in_class[label] for label in here]) / cell_count[cell_of]
     per_photo *= len(index) / per_photo.sum()
     return np.concatenate([per_photo, np.repeat(per_photo, copies)])
+
+
+def _sources_first_shares(labels: np.ndarray, sources: np.ndarray, positive) -> dict[tuple, float]:
+    """(label, source) -> its share of the total weight under balance "sources-first"."""
+    shares = {}
+    with_positive = np.unique(sources[labels == positive])
+    for source in with_positive:
+        shares[positive, source] = 0.5 / len(with_positive)
+    rest = labels != positive
+    with_rest = np.unique(sources[rest])
+    for source in with_rest:
+        own = np.unique(labels[rest & (sources == source)])
+        for label in own:
+            shares[label, source] = 0.5 / len(with_rest) / len(own)
+    return shares
 
 
 def probabilities(model: LogisticRegression, features: np.ndarray, num_classes: int) -> np.ndarray:
