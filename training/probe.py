@@ -3,7 +3,7 @@
     python -m training.probe --data DIR DIR [DIR ...] --weights-dir DIR [--backbones mobilenet_v1,...]
         [--input-size 224] [--colour none,grey-world,shades-of-grey] [--crops 1.0,0.7,5x0.7]
         [--strengths 0.0003,0.001,...] [--ensembles mobilenet_v1+mobilenet_v1_075,...]
-        [--features pooled,levels] [--balance classes,sources] [--labels screening,conditions] [--out FILE.md]
+        [--features pooled,levels] [--balance classes,sources,sources-first] [--labels screening,conditions] [--out FILE.md]
 
 For each backbone and each way of preparing the photos (colour constancy, a centre crop, or the
 whole photo and five crops, their embeddings averaged) it embeds every photo and its mirror image
