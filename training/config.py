@@ -35,7 +35,7 @@ class StudyConfig:
     view_averaging: str = "mirror"
     head_selection: str = "sources"  # inner folds of the head: "sources" (one held out, when several) or "groups"
     labels: str = "screening"  # several sources classed by: "screening" (mpox or not) or "conditions" (their own classes)
-    balance: str = "classes"  # the head's sample weights: "classes", or "sources" (see training.train.balance_weights)
+    balance: str = "classes"  # the head's sample weights: "classes", "sources" or "sources-first" (training.train.balance_weights)
     augmented_copies: int = 4
     fine_tune_layers: int = 0
     fine_tune_epochs: int = 10

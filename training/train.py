@@ -81,22 +81,31 @@ def balance_weights(labels: np.ndarray, sources: np.ndarray | None, index: np.nd
     if balance not in BALANCES:
         raise ValueError(f"unknown balance {balance!r}: {' or '.join(BALANCES)}")
     here, where = labels[index], sources[index]
-    cells = np.char.add(here.astype(str), np.char.add("/", where.astype(str)))
-    _, cell_of, cell_count = np.unique(cells, return_inverse=True, return_counts=True)
     present = np.unique(here)
     if balance == "sources-first" and positive is not None and positive in present and len(present) > 2:
-        per_cell = _sources_first_shares(here, where, positive)
-        per_photo = np.array([per_cell[label, source] for label, source in zip(here, where, strict=True)])
-        per_photo = per_photo / cell_count[cell_of]
-        per_photo *= len(index) / per_photo.sum()
-        return np.concatenate([per_photo, np.repeat(per_photo, copies)])
+        share = _sources_first_shares(here, where, positive)
+    else:
+        share = _class_then_source_shares(here, where, positive)
+    cells = np.char.add(here.astype(str), np.char.add("/", where.astype(str)))
+    _, cell_of, cell_count = np.unique(cells, return_inverse=True, return_counts=True)
+    per_photo = np.array([share[label, source] for label, source in zip(here, where, strict=True)])
+    per_photo = per_photo / cell_count[cell_of]
+    per_photo *= len(index) / per_photo.sum()
+    return np.concatenate([per_photo, np.repeat(per_photo, copies)])
+
+
+def _class_then_source_shares(labels: np.ndarray, sources: np.ndarray, positive) -> dict[tuple, float]:
+    """(label, source) -> its share of the total weight under balance "sources"."""
+    present = np.unique(labels)
     share = {label: 1.0 / len(present) for label in present}
     if positive is not None and positive in share and len(present) > 2:
         share = {label: 0.5 if label == positive else 0.5 / (len(present) - 1) for label in present}
-    sources_in_class = {label: len(np.unique(where[here == label])) for label in present}
-    per_photo = np.array([share[label] / sources_in_class[label] for label in here]) / cell_count[cell_of]
-    per_photo *= len(index) / per_photo.sum()
-    return np.concatenate([per_photo, np.repeat(per_photo, copies)])
+    shares = {}
+    for label in present:
+        in_class = np.unique(sources[labels == label])
+        for source in in_class:
+            shares[label, source] = share[label] / len(in_class)
+    return shares
 
 
 def _sources_first_shares(labels: np.ndarray, sources: np.ndarray, positive) -> dict[tuple, float]:
