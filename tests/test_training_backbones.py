@@ -114,3 +114,42 @@ def test_every_backbone_of_the_shared_weights_loads_them(tmp_path):
         model = build_classifier(spec, 2, weights=weights)
         assert model.input_shape[1:3] == (spec.input_size, spec.input_size)
         assert model.get_layer("features").output.shape[-1] > 100, name
+
+
+def test_rms_embedding_is_the_pooled_direction_and_serves_as_int8_with_heatmaps(tmp_path):
+    """--embedding-norm rms: `features` is the pooled embedding scaled to unit root mean square,
+    inside the model, so the int8 model and the Keras model for heatmaps read what the head read."""
+    import keras
+    from ai_edge_litert.interpreter import Interpreter
+
+    from model.explain import Explainer
+    from training.export import convert_to_tflite, with_embedding_output
+    from training.features import feature_model
+
+    spec = dataclasses.replace(_small("mobilenet_v2_035"), input_size=64, embedding_norm="rms")
+    model = build_classifier(spec, 3, weights=None)
+    assert not any(isinstance(layer, keras.Model) for layer in model.layers), "backbone nested: not flat"
+    batch = normalise(np.random.default_rng(2).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8),
+                      spec.normalisation).astype(np.float32)
+    features = feature_model(model).predict(batch, verbose=0)
+    pooled = keras.Model(model.input, model.get_layer("pooled").output).predict(batch, verbose=0)
+    np.testing.assert_allclose(np.sqrt((features ** 2).mean(axis=1)), 1.0, rtol=1e-4)
+    np.testing.assert_allclose(features, pooled / np.sqrt((pooled ** 2).mean(axis=1, keepdims=True)), rtol=1e-3, atol=1e-5)
+
+    interpreter = Interpreter(model_content=convert_to_tflite(
+        with_embedding_output(model), "int8", lambda: (batch[i:i + 1] for i in range(len(batch)))))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], batch[:1])
+    interpreter.invoke()
+    outputs = [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()]
+    assert sorted(o.shape[-1] for o in outputs) == [3, features.shape[1]]
+
+    path = tmp_path / "model.keras"
+    model.save(path)
+    heatmap = Explainer(path, layer=spec.heatmap_layer).explain(batch[:1], 1)
+    assert heatmap.ndim == 2 and np.isfinite(heatmap).all()
+
+
+def test_unknown_embedding_norm_is_refused():
+    with pytest.raises(ValueError, match="embedding_norm"):
+        build_classifier(dataclasses.replace(_small("mobilenet_v2_035"), embedding_norm="l3"), 2, weights=None)

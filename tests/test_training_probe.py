@@ -137,7 +137,7 @@ def test_probe_runs_on_small_sources_without_weights(tmp_path):
     command = [sys.executable, "-m", "training.probe", "--data", *(str(tmp_path / s) for s in ("one", "two", "three")),
                "--weights", "none", "--backbones", "mobilenet_v2_035,mobilenet_v3_small", "--input-size", "96",
                "--colour", "grey-world", "--crops", "5x0.7", "--strengths", "0.1,1",  # one of each, to keep it short
-               "--features", "pooled,levels", "--balance", "sources", "--labels", "screening,conditions",
+               "--features", "pooled,levels", "--embedding-norm", "rms", "--balance", "sources", "--labels", "screening,conditions",
                "--ensembles", "mobilenet_v2_035+mobilenet_v3_small", "--out", str(out)]
     run = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
@@ -146,7 +146,7 @@ def test_probe_runs_on_small_sources_without_weights(tmp_path):
     variants = 2 * 2  # features, labels
     assert len(rows) == 3 * variants and all(row.rstrip().endswith("/4 |") for row in rows)  # 4 look-alike photos
     assert sum("(mean P)" in row for row in rows) == variants
-    assert sum(", grey-world, 5x0.7, levels, sources, conditions: C" in row for row in rows) == 2
+    assert sum(", rms, grey-world, 5x0.7, levels, sources, conditions: C" in row for row in rows) == 2
 
 
 def test_an_ensemble_of_a_backbone_not_probed_is_refused_before_any_work(tmp_path, capsys):
@@ -157,7 +157,8 @@ def test_an_ensemble_of_a_backbone_not_probed_is_refused_before_any_work(tmp_pat
 
 
 @pytest.mark.parametrize(("option", "value"), [("--features", "pooled,deep"), ("--balance", "patients"),
-                                               ("--labels", "conditions,icd10")])
+                                               ("--labels", "conditions,icd10"),
+                                               ("--embedding-norm", "none,l3")])
 def test_an_unknown_variant_is_refused_before_any_work(tmp_path, capsys, option, value):
     with pytest.raises(SystemExit):
         main(["--data", str(tmp_path / "a"), str(tmp_path / "b"), option, value])

@@ -11,7 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from model.preprocess import Normalisation
+
+EMBEDDING_NORMS = ("none", "rms")  # BackboneSpec.embedding_norm
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,9 @@ class BackboneSpec:
     weights_file: str  # the file name Keras caches for include_top=False
     options: dict[str, Any] = field(default_factory=dict)
     heatmap_layer: str | None = None  # the last conv layer Grad-CAM should read
+    # "rms": the pooled embedding divided by its root mean square, so the head reads its
+    # direction, not its size (held out, msld-v1 ranked 0.83 -> 0.86; docs/STUDY.md).
+    embedding_norm: str = "none"
 
 
 def _mobilenet_v2(alpha: float) -> BackboneSpec:
@@ -178,7 +185,16 @@ def build_classifier(
     inputs = keras.Input((spec.input_size, spec.input_size, 3), name="image")
     constructor = getattr(keras.applications, spec.constructor)
     base = constructor(input_tensor=inputs, include_top=False, weights=weights, **spec.options)
-    features = keras.layers.GlobalAveragePooling2D(name="features")(base.output)
+    if spec.embedding_norm == "none":
+        features = keras.layers.GlobalAveragePooling2D(name="features")(base.output)
+    elif spec.embedding_norm == "rms":
+        pooled = keras.layers.GlobalAveragePooling2D(name="pooled")(base.output)
+        unit = keras.layers.UnitNormalization(name="unit_pooled")(pooled)
+        # Unit length times sqrt(width): each feature's mean square is 1, near the raw embedding's
+        # size, so the head's range of L2 strengths still fits.
+        features = keras.layers.Rescaling(float(np.sqrt(int(base.output.shape[-1]))), name="features")(unit)
+    else:
+        raise ValueError(f"unknown embedding_norm {spec.embedding_norm!r}; choose from {', '.join(EMBEDDING_NORMS)}")
     x = keras.layers.Dropout(dropout, name="head_dropout")(features)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
     return keras.Model(inputs, outputs, name=f"{spec.name}_classifier")

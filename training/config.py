@@ -21,6 +21,7 @@ class StudyConfig:
     weights: str = "imagenet"  # imagenet, none, or a weights file
     weights_dir: Path | None = None  # Keras weight files, for offline machines
     input_size: int | None = None  # None: the backbone's native size
+    embedding_norm: str = "none"  # "rms": the head reads the pooled embedding at unit root mean square
     folds: int = 10
     positive_class: str = "mpox"
     target_sensitivity: float = 0.95

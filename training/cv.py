@@ -35,7 +35,13 @@ from training.audit import (
     audit_markdown,
     run_audit,
 )
-from training.backbones import BACKBONES, BackboneSpec, get_backbone, resolve_weights
+from training.backbones import (
+    BACKBONES,
+    EMBEDDING_NORMS,
+    BackboneSpec,
+    get_backbone,
+    resolve_weights,
+)
 from training.config import StudyConfig
 from training.data import LABELS, DataError, Dataset, load_pixels, load_sources, read_image
 from training.ensemble import parse_ensembles
@@ -55,6 +61,9 @@ def parse_config(argv: list[str] | None = None) -> StudyConfig:
     parser.add_argument("--weights-dir", type=Path, help="folder of Keras weight files (offline)")
     parser.add_argument("--input-size", type=int, default=None,
                         help="input side in px (default: the backbone's native size); smaller is faster to serve")
+    parser.add_argument("--embedding-norm", default="none", choices=EMBEDDING_NORMS,
+                        help="rms: divide the pooled embedding by its root mean square, in the model, so the head "
+                             "reads its direction, not its size (held out it ranks unseen sources better)")
     parser.add_argument("--folds", type=int, default=10)
     parser.add_argument("--positive-class", default="mpox")
     parser.add_argument("--target-sensitivity", type=float, default=0.95)
@@ -140,6 +149,7 @@ def prepare_backbone(name: str, config: StudyConfig, records, images, cache_dir:
     if config.input_size:
         # The ImageNet weights are convolutional: they load at any input size.
         spec = dataclasses.replace(spec, input_size=config.input_size)
+    spec = dataclasses.replace(spec, embedding_norm=config.embedding_norm)
     weights = resolve_weights(spec, config.weights, config.weights_dir)
     pixels, augmented = load_pixels(images, (spec.input_size, spec.input_size), config.augmented_copies, config.seed)
     quantization = None if config.float_embeddings else config.quantization

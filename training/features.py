@@ -86,6 +86,7 @@ def cache_key(
     parts = {
         "backbone": spec.name,
         "input_size": spec.input_size,
+        "embedding_norm": spec.embedding_norm,
         "quantization": quantization or "float",
         "weights": weights or "none",
         "copies": copies,

@@ -3,7 +3,7 @@
     python -m training.probe --data DIR DIR [DIR ...] --weights-dir DIR [--backbones mobilenet_v1,...]
         [--input-size 224] [--colour none,grey-world,shades-of-grey] [--crops 1.0,0.7,5x0.7]
         [--strengths 0.0003,0.001,...] [--ensembles mobilenet_v1+mobilenet_v1_075,...]
-        [--features pooled,levels] [--balance classes,sources,sources-first] [--labels screening,conditions] [--out FILE.md]
+        [--features pooled,levels] [--embedding-norm none,rms] [--balance classes,sources,sources-first] [--labels screening,conditions] [--out FILE.md]
 
 For each backbone and each way of preparing the photos (colour constancy, a centre crop, or the
 whole photo and five crops, their embeddings averaged) it embeds every photo and its mirror image
@@ -36,7 +36,7 @@ from sklearn.model_selection import LeaveOneGroupOut
 from model.preprocess import prepare_pixels
 from model.runtime import import_tensorflow
 from training.audit import connected_groups, patient_links
-from training.backbones import build_classifier, get_backbone, resolve_weights
+from training.backbones import EMBEDDING_NORMS, build_classifier, get_backbone, resolve_weights
 from training.data import LABELS, NOT_MPOX, is_mpox_class, load_sources, read_image, study_class
 from training.ensemble import ensemble_name, parse_ensembles
 from training.features import Embeddings, embed, feature_model, mirror_images
@@ -162,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--features", default="pooled",
                         help="comma-separated: pooled (the served embedding), levels (pooled activations at "
                              "strides 8, 16 and 32, concatenated)")
+    parser.add_argument("--embedding-norm", default="none",
+                        help="comma-separated: none, rms (the pooled embedding at unit root mean square)")
     parser.add_argument("--balance", default="classes",
                         help="comma-separated: classes (the study's class weights), sources (each class and, "
                              "within it, each source weighs the same)")
@@ -174,9 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.data) < 2:
         parser.error("--data needs two or more sources to hold one out")
     names = [n.strip() for n in args.backbones.split(",") if n.strip()]
-    for option, allowed in (("features", ("pooled", "levels")), ("balance", BALANCES), ("labels", LABELS)):
+    for option, allowed in (("features", ("pooled", "levels")), ("embedding_norm", EMBEDDING_NORMS),
+                            ("balance", BALANCES), ("labels", LABELS)):
         if unknown := set(getattr(args, option).split(",")) - set(allowed):
-            parser.error(f"--{option}: unknown {', '.join(sorted(unknown))}; choose from {', '.join(allowed)}")
+            parser.error(f"--{option.replace('_', '-')}: unknown {', '.join(sorted(unknown))}; choose from {', '.join(allowed)}")
     ensembles = parse_ensembles(args.ensembles)
     if unknown := {m for e in ensembles for m in e} - set(names):
         parser.error(f"--ensembles names backbones not in --backbones: {', '.join(sorted(unknown))}")
@@ -190,14 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     lookalikes = [n for n in dataset.sources if not is_mpox[sources == n].any()]
     lines = [f"Held out: AUC, mpox caught at specificity >= 0.80 ({', '.join(n for n in dataset.sources if n not in lookalikes)})"
              + (f"; called mpox at the threshold catching 90 % of held-out mpox ({', '.join(lookalikes)})" if lookalikes else ""),
-             "", "| backbone, colour, crop: strengths chosen | " + " | ".join(dataset.sources) + " |",
+             "", "| backbone, embedding norm, colour, crop, features, balance, labels: strengths chosen | " + " | ".join(dataset.sources) + " |",
              "|---" * (len(dataset.sources) + 1) + "|"]
     print("\n".join(lines), flush=True)
     head = dataclasses.replace(HEAD, cross_source_regularisation=strengths)
     groups = connected_groups(len(dataset.records), [], patient_links([r.patient for r in dataset.records]))
     held_out: dict[tuple[str, ...], np.ndarray] = {}
-    for name in names:
-        spec = dataclasses.replace(get_backbone(name), input_size=args.input_size)
+    for name, norm in itertools.product(names, args.embedding_norm.split(",")):
+        spec = dataclasses.replace(get_backbone(name), input_size=args.input_size, embedding_norm=norm)
         classifier = build_classifier(spec, 2, weights=resolve_weights(spec, args.weights, args.weights_dir))
         for colour, crop, features in itertools.product(args.colour.split(","), args.crops.split(","),
                                                         args.features.split(",")):
@@ -210,14 +213,14 @@ def main(argv: list[str] | None = None) -> int:
                 probabilities, chosen = held_out_probabilities(
                     embeddings, is_mpox, sources, groups, dataclasses.replace(head, balance=balance),
                     conditions if labels == "conditions" else None)
-                held_out[name, colour, crop, features, balance, labels] = probabilities
-                label = (f"{name}, {colour}, {crop}, {features}, {balance}, {labels}: "
+                held_out[name, norm, colour, crop, features, balance, labels] = probabilities
+                label = (f"{name}, {norm}, {colour}, {crop}, {features}, {balance}, {labels}: "
                          f"C {'/'.join(f'{chosen[s]:g}' for s in dataset.sources)}")
                 lines.append(probe_row(label, probabilities, is_mpox, sources, dataset.sources))
                 print(lines[-1], flush=True)
     for members in ensembles:
-        for variant in itertools.product(args.colour.split(","), args.crops.split(","), args.features.split(","),
-                                         args.balance.split(","), args.labels.split(",")):
+        for variant in itertools.product(args.embedding_norm.split(","), args.colour.split(","), args.crops.split(","),
+                                         args.features.split(","), args.balance.split(","), args.labels.split(",")):
             probabilities = np.mean([held_out[(m, *variant)] for m in members], axis=0)
             label = f"{ensemble_name(members)} (mean P), {', '.join(variant)}"
             lines.append(probe_row(label, probabilities, is_mpox, sources, dataset.sources))
