@@ -61,6 +61,22 @@ def test_demo_bundle_serves_what_the_study_trained(demo_screener):
     assert (p_mpox[is_mpox] >= manifest.thresholds.positive).mean() >= 0.95
 
 
+def test_demo_head_reads_the_embedding_at_unit_root_mean_square(demo_screener):
+    """Demo 0.3.0 (`--embedding-norm rms`): the int8 model's embedding output, which its head and
+    the typicality check read, is the pooled embedding divided by its root mean square."""
+    from model.preprocess import normalise, prepare_pixels
+    from tests.images import skin_photo
+
+    card = (DEMO_BUNDLE / "MODEL_CARD.md").read_text()
+    assert "--embedding-norm rms" in card
+    manifest = demo_screener.manifest
+    pixels = prepare_pixels(skin_photo(), manifest.input_size)
+    batch = normalise(pixels[np.newaxis], manifest.normalisation).astype(np.float32)
+    _, embedding = demo_screener.classifier.predict_with_embedding(batch)
+    assert embedding is not None and embedding.min() >= 0
+    assert np.sqrt(np.mean(embedding ** 2)) == pytest.approx(1.0, abs=0.05)  # int8: within a few %
+
+
 def test_demo_refuses_pictures_that_are_not_close_photos_of_skin(demo_screener):
     """Issue 10's bar on pictures the check was never fitted or thresholded on: at least 4 in 5
     refused, at most 1 in 20 positive (scikit-image's samples too, where it is installed)."""
