@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from bot.i18n import Translate
-from model.types import HeatmapLabels, Reason, Verdict
+from model.types import HeatmapLabels, Reason, Verdict, likeliest_classes
 from worker.types import ScreeningOutcome
 
 
@@ -218,12 +218,6 @@ def format_time(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def format_probabilities(probabilities: dict[str, float], shown: int = 5) -> str:
-    """The most probable classes first; a model of many conditions (the demo has 19) would
-    otherwise fill a clinician's message with 0 % entries."""
-    ranked = sorted(probabilities.items(), key=lambda item: -item[1])
-    text = ", ".join(f"{name} {value:.0%}" for name, value in ranked[:shown])
-    rest = ranked[shown:]
-    if rest:
-        text += f" (+{len(rest)} others, {sum(value for _, value in rest):.0%} together)"
-    return text
+def format_probabilities(probabilities: dict[str, float]) -> str:
+    """A case's class probabilities for clinicians: the five likeliest, the rest summed."""
+    return likeliest_classes(probabilities)

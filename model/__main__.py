@@ -19,7 +19,7 @@ from pathlib import Path
 
 from model.errors import BundleError
 from model.settings import ModelSettings
-from model.types import Reason, ScreeningResult, Verdict
+from model.types import Reason, ScreeningResult, Verdict, likeliest_classes
 
 _ADVICE = {
     Verdict.POSITIVE: "features resembling mpox: seek care and testing",
@@ -84,9 +84,7 @@ def _print_result(photo: Path, result: ScreeningResult, heatmap: str | None, as_
     if result.is_refusal:
         line += f" ({result.detail or result.reason})"
     else:
-        ranked = sorted(result.probabilities.items(), key=lambda item: -item[1])[:5]  # the demo has 19 classes
-        shown = ", ".join(f"{name} {p:.0%}" for name, p in ranked)
-        line += f" [{shown}; {result.timings.total_ms:.0f} ms]"
+        line += f" [{likeliest_classes(result.probabilities)}; {result.timings.total_ms:.0f} ms]"
     if heatmap:
         line += f" heatmap: {heatmap}"
     print(line, flush=True)

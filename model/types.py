@@ -106,6 +106,18 @@ class StageTimings:
         return values
 
 
+def likeliest_classes(probabilities: dict[str, float], shown: int = 5) -> str:
+    """"mpox 40%, herpes_simplex 20%, ...": the `shown` most probable classes first, then how many
+    others there are and their summed probability. A model of many conditions (the demo has 19)
+    would otherwise fill a clinician's message or a screen's line with 0 % entries."""
+    ranked = sorted(probabilities.items(), key=lambda item: -item[1])
+    text = ", ".join(f"{name} {value:.0%}" for name, value in ranked[:shown])
+    rest = ranked[shown:]
+    if rest:
+        text += f" (+{len(rest)} others, {sum(value for _, value in rest):.0%} together)"
+    return text
+
+
 @dataclass(frozen=True)
 class ScreeningResult:
     """The outcome of screening one photo."""

@@ -58,3 +58,19 @@ def test_info_prints_the_model_card(test_bundle_path):
     done = _run("info", "--bundle", str(test_bundle_path))
     assert done.returncode == 0
     assert "not a diagnosis" in done.stdout
+
+
+def test_screen_line_ranks_the_demo_conditions_and_sums_the_rest(shared_photo_paths):
+    """The demo learns 19 conditions: a screen's line names the five likeliest, then the rest."""
+    import re
+
+    from tests.conftest import DEMO_BUNDLE
+
+    photo = next(p for p in shared_photo_paths if p.parent.name == "mpox")
+    done = _run("screen", "--bundle", str(DEMO_BUNDLE), str(photo))
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if line.startswith(str(photo)))
+    shown = re.search(r"\[(.*) \(\+14 others, \d+% together\); \d+ ms\]", line)
+    assert shown, line
+    values = [int(v) for v in re.findall(r" (\d+)%", shown.group(1))]
+    assert len(values) == 5 and values == sorted(values, reverse=True), line
