@@ -26,6 +26,7 @@ from pathlib import Path
 import redis
 from rq import Worker
 
+from bot.app import cancel_and_wait
 from bot.queue import ScreeningQueue
 from model.types import HeatmapLabels
 from tests.bot_harness import bot_settings
@@ -143,8 +144,9 @@ async def run_round(redis_url, bundle, photo, victims, report, rng, screener) ->
                 outcomes[delivery.outcome.request_id].append(delivery.outcome)
         except TimeoutError:
             pass
-        reader.cancel()
-        await asyncio.gather(reader, return_exceptions=True)
+        # One cancel() can be dropped by Python 3.11 inside redis-py's reads; the reader then read
+        # on and this test hung until its timeout (CI, 2026-11-29). The bot stops its reader so too.
+        await cancel_and_wait(reader)
         for rid, found in outcomes.items():
             if not found:
                 report.missing.append(rid)
