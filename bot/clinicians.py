@@ -31,6 +31,7 @@ from bot.deps import Deps, deps
 from bot.i18n import Translate, translator
 from bot.sending import edit_quietly, with_retries
 from bot.store import Case, ClinicianPost
+from model.types import likeliest_classes
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def review_keyboard(_: Translate, case_id: str) -> InlineKeyboardMarkup:
 def case_summary(_: Translate, case: Case) -> str:
     return _(messages.CLINICIAN_CASE).format(
         case_id=case.case_id,
-        probabilities=messages.format_probabilities(case.probabilities),
+        probabilities=likeliest_classes(case.probabilities),
         model_id=case.model_id or "?",
         time=messages.format_time(case.submitted_at),
     )

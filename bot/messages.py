@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from bot.i18n import Translate
-from model.types import HeatmapLabels, Reason, Verdict, likeliest_classes
+from model.types import HeatmapLabels, Reason, Verdict
 from worker.types import ScreeningOutcome
 
 
@@ -216,8 +216,3 @@ def outcome_text(outcome: ScreeningOutcome, _: Translate) -> str:
 
 def format_time(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def format_probabilities(probabilities: dict[str, float]) -> str:
-    """A case's class probabilities for clinicians: the five likeliest, the rest summed."""
-    return likeliest_classes(probabilities)

@@ -77,13 +77,13 @@ def with_exif(photo: bytes) -> bytes:
 
 def test_a_case_shows_the_most_probable_conditions_first_and_sums_the_rest():
     """The demo learns 19 conditions: a clinician sees the five likeliest, not a list of zeros."""
-    from bot.messages import format_probabilities
+    from model.types import likeliest_classes
 
     conditions = {f"condition_{i:02d}": 0.01 for i in range(14)} | {
         "mpox": 0.40, "herpes_simplex": 0.20, "scabies": 0.12, "orf": 0.08, "syphilis": 0.06}
-    assert format_probabilities(conditions) == (
+    assert likeliest_classes(conditions) == (
         "mpox 40%, herpes_simplex 20%, scabies 12%, orf 8%, syphilis 6% (+14 others, 14% together)")
-    assert format_probabilities({"normal": 0.3, "mpox": 0.7}) == "mpox 70%, normal 30%"
+    assert likeliest_classes({"normal": 0.3, "mpox": 0.7}) == "mpox 70%, normal 30%"
 
 
 async def test_positive_is_posted_reviewed_by_name_and_followed_up(telegram, bot, shared_photo_paths):
