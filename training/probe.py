@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated: none, rms (the pooled embedding at unit root mean square)")
     parser.add_argument("--balance", default="classes",
                         help="comma-separated: classes (the study's class weights), sources (each class and, "
-                             "within it, each source weighs the same)")
+                             "within it, each source weighs the same), sources-first (mpox half, each source alike "
+                             "within it; the other half shared by the sources alike, then by their conditions)")
     parser.add_argument("--labels", default="screening",
                         help="comma-separated: screening (mpox or not), conditions (each source's own classes, "
                              "mpox merged; the head learns them and P(mpox) is scored)")
